@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int mh_placeholder_mh_log;
