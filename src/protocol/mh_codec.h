@@ -22,8 +22,10 @@
 #define MH_PAYLOAD_DEFAULT_MAX 65535u
 /* Body chunks and replacement-body packets are cut at this size. */
 #define MH_CHUNK_MAX 65535u
-/* Most strs one MAIL/RCPT/'D' packet may hold; more is MH_CODEC_ETOOMANY. */
-#define MH_ARGS_MAX 64
+/* Most strs one MAIL/RCPT/'D' packet may hold; more is MH_CODEC_ETOOMANY.
+ * 256 strs = 128 macro pairs: Sendmail caps a list at 50 names, and the hub
+ * asks for the union of its children's lists (design §2.4). */
+#define MH_ARGS_MAX 256
 
 /* Commands, MTA -> milter. */
 enum mh_cmd_code {
@@ -275,7 +277,8 @@ void mh_codec_put_connect(struct mh_buf *b, const char *hostname, char family,
 void mh_codec_put_str(struct mh_buf *b, uint8_t code, const char *s); /* H U q y */
 void mh_codec_put_strs(struct mh_buf *b, uint8_t code, const char *const *argv,
 		       size_t argc); /* M R, and + - 2 e with their args */
-void mh_codec_put_header(struct mh_buf *b, const char *name, const char *value); /* L and h */
+void mh_codec_put_header(struct mh_buf *b, uint8_t code, const char *name,
+			 const char *value); /* L and h */
 void mh_codec_put_index_header(struct mh_buf *b, uint8_t code, uint32_t index,
 			       const char *name, const char *value); /* i m */
 void mh_codec_put_raw(struct mh_buf *b, uint8_t code, const void *data,
