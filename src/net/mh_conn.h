@@ -28,11 +28,11 @@
 struct mh_conn;
 
 enum mh_conn_why {
-	MH_CONN_EOF,      /* peer closed at a frame boundary */
-	MH_CONN_IOERR,    /* read/write error, or EOF inside a frame */
-	MH_CONN_TIMEOUT,  /* the deadline passed */
+	MH_CONN_EOF, /* peer closed at a frame boundary */
+	MH_CONN_IOERR, /* read/write error, or EOF inside a frame */
+	MH_CONN_TIMEOUT, /* the deadline passed */
 	MH_CONN_PROTOCOL, /* malformed frame (codec error in conn's last_error) */
-	MH_CONN_CONNECT,  /* asynchronous connect failed (errno in last_error) */
+	MH_CONN_CONNECT, /* asynchronous connect failed (errno in last_error) */
 };
 
 const char *mh_conn_why_str(enum mh_conn_why why);
@@ -48,15 +48,14 @@ struct mh_conn_ops {
 
 /* Wrap an accepted/connected fd (made non-blocking here). */
 struct mh_conn *mh_conn_new(struct ev_loop *loop, int fd, size_t max_payload,
-			    const struct mh_conn_ops *ops, void *arg);
+                            const struct mh_conn_ops *ops, void *arg);
 /*
  * Connect asynchronously; the deadline (seconds, 0 = none) bounds the
  * connect. Returns NULL with err filled when the connect fails at once.
  */
-struct mh_conn *mh_conn_connect(struct ev_loop *loop, const struct mh_sockspec *s,
-				double timeout, size_t max_payload,
-				const struct mh_conn_ops *ops, void *arg, char *err,
-				size_t errlen);
+struct mh_conn *mh_conn_connect(struct ev_loop *loop, const struct mh_sockspec *s, double timeout,
+                                size_t max_payload, const struct mh_conn_ops *ops, void *arg,
+                                char *err, size_t errlen);
 
 /* Outgoing buffer: append frames with mh_codec_put_*, then flush. */
 struct mh_buf *mh_conn_out(struct mh_conn *c);

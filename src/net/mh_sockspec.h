@@ -33,8 +33,8 @@ int mh_sockspec_parse(const char *spec, struct mh_sockspec *out, char *err, size
  * file is removed first, and the socket gets `mode` (e.g. 0660; 0 = leave
  * the umask's). TCP: SO_REUSEADDR. Returns the fd or -1 with err filled.
  */
-int mh_sockspec_listen(const struct mh_sockspec *s, int backlog, unsigned mode,
-		       char *err, size_t errlen);
+int mh_sockspec_listen(const struct mh_sockspec *s, int backlog, unsigned mode, char *err,
+                       size_t errlen);
 
 /*
  * Start a non-blocking connect. Returns the fd (connection in progress

@@ -129,14 +129,14 @@ enum mh_macro_stage {
 /* Error values. Every malformed input maps to exactly one of these. */
 enum mh_codec_err {
 	MH_CODEC_OK = 0,
-	MH_CODEC_EZERO = -1,     /* frame length 0 */
-	MH_CODEC_ETOOBIG = -2,   /* frame payload above the reader's maximum */
-	MH_CODEC_ENONUL = -3,    /* a str field lacks its NUL terminator */
-	MH_CODEC_ESIZE = -4,     /* payload too short/long for the code's layout */
-	MH_CODEC_EUNKNOWN = -5,  /* unknown command or reply code */
-	MH_CODEC_EFAMILY = -6,   /* CONNECT with an unknown address family */
-	MH_CODEC_ETOOMANY = -7,  /* more than MH_ARGS_MAX strs */
-	MH_CODEC_EVALUE = -8,    /* a field's value is out of range (version, reply text) */
+	MH_CODEC_EZERO = -1, /* frame length 0 */
+	MH_CODEC_ETOOBIG = -2, /* frame payload above the reader's maximum */
+	MH_CODEC_ENONUL = -3, /* a str field lacks its NUL terminator */
+	MH_CODEC_ESIZE = -4, /* payload too short/long for the code's layout */
+	MH_CODEC_EUNKNOWN = -5, /* unknown command or reply code */
+	MH_CODEC_EFAMILY = -6, /* CONNECT with an unknown address family */
+	MH_CODEC_ETOOMANY = -7, /* more than MH_ARGS_MAX strs */
+	MH_CODEC_EVALUE = -8, /* a field's value is out of range (version, reply text) */
 };
 
 /* Human-readable name of an error value ("frame length 0", ...). */
@@ -174,8 +174,8 @@ void mh_frame_reader_free(struct mh_frame_reader *r);
  * every later call returns the same error). *consumed is always set.
  * out->data points into the reader and is valid until the next call.
  */
-int mh_frame_feed(struct mh_frame_reader *r, const uint8_t *data, size_t n,
-		  size_t *consumed, struct mh_packet *out);
+int mh_frame_feed(struct mh_frame_reader *r, const uint8_t *data, size_t n, size_t *consumed,
+                  struct mh_packet *out);
 
 /* True when no partial frame is buffered (EOF here is a clean close). */
 int mh_frame_reader_idle(const struct mh_frame_reader *r);
@@ -263,7 +263,7 @@ struct mh_reply {
 int mh_codec_decode_reply(const struct mh_packet *p, struct mh_reply *out);
 
 /* Class of a reply code. */
-int mh_reply_is_decision(uint8_t code);     /* a c d r t y s 4 f */
+int mh_reply_is_decision(uint8_t code); /* a c d r t y s 4 f */
 int mh_reply_is_modification(uint8_t code); /* + - 2 b e h i m */
 
 /*
@@ -271,21 +271,21 @@ int mh_reply_is_modification(uint8_t code); /* + - 2 b e h i m */
  * (mh_buf allocation must succeed) except where documented.
  */
 void mh_codec_put_empty(struct mh_buf *b, uint8_t code); /* A N Q K T, a c d r t s p 4 */
-void mh_codec_put_optneg(struct mh_buf *b, const struct mh_optneg *o); /* trailer only for stages set */
-void mh_codec_put_connect(struct mh_buf *b, const char *hostname, char family,
-			  uint16_t port, const char *address);
+void mh_codec_put_optneg(struct mh_buf *b,
+                         const struct mh_optneg *o); /* trailer only for stages set */
+void mh_codec_put_connect(struct mh_buf *b, const char *hostname, char family, uint16_t port,
+                          const char *address);
 void mh_codec_put_str(struct mh_buf *b, uint8_t code, const char *s); /* H U q y */
 void mh_codec_put_strs(struct mh_buf *b, uint8_t code, const char *const *argv,
-		       size_t argc); /* M R, and + - 2 e with their args */
+                       size_t argc); /* M R, and + - 2 e with their args */
 void mh_codec_put_header(struct mh_buf *b, uint8_t code, const char *name,
-			 const char *value); /* L and h */
-void mh_codec_put_index_header(struct mh_buf *b, uint8_t code, uint32_t index,
-			       const char *name, const char *value); /* i m */
+                         const char *value); /* L and h */
+void mh_codec_put_index_header(struct mh_buf *b, uint8_t code, uint32_t index, const char *name,
+                               const char *value); /* i m */
 void mh_codec_put_raw(struct mh_buf *b, uint8_t code, const void *data,
-		      size_t len); /* B E b: caller keeps len <= MH_CHUNK_MAX */
+                      size_t len); /* B E b: caller keeps len <= MH_CHUNK_MAX */
 /* 'D': stage byte and npairs name/value pairs. */
-void mh_codec_put_macro(struct mh_buf *b, uint8_t stage, const char *const *pairs,
-			size_t npairs);
+void mh_codec_put_macro(struct mh_buf *b, uint8_t stage, const char *const *pairs, size_t npairs);
 /* 'y': returns MH_CODEC_EVALUE (nothing appended) unless text is a valid reply. */
 int mh_codec_put_replycode(struct mh_buf *b, const char *text);
 
@@ -305,7 +305,7 @@ uint32_t mh_optneg_protocol_mask(uint32_t version);
  * macro lists are copied only for version 6.
  */
 int mh_optneg_answer(const struct mh_optneg *offer, const struct mh_optneg *want,
-		     struct mh_optneg *reply);
+                     struct mh_optneg *reply);
 /*
  * MTA side: check a milter's reply against our offer. Returns MH_CODEC_OK
  * or MH_CODEC_EVALUE (version above ours or below 2, actions not offered).

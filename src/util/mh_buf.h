@@ -16,29 +16,37 @@
 
 struct mh_buf {
 	uint8_t *data; /* owned; NULL until the first append */
-	size_t off;    /* first unconsumed byte */
-	size_t len;    /* end of valid bytes (data[len] == 0) */
+	size_t off; /* first unconsumed byte */
+	size_t len; /* end of valid bytes (data[len] == 0) */
 	size_t cap;
 };
 
-#define MH_BUF_INIT {0}
+#define MH_BUF_INIT                                                                                \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 void mh_buf_free(struct mh_buf *b);
 /* Drop all content, keep the storage. */
 void mh_buf_reset(struct mh_buf *b);
 /* Unconsumed bytes and their count. */
-static inline const uint8_t *mh_buf_head(const struct mh_buf *b) { return b->data + b->off; }
-static inline size_t mh_buf_size(const struct mh_buf *b) { return b->len - b->off; }
+static inline const uint8_t *mh_buf_head(const struct mh_buf *b)
+{
+	return b->data + b->off;
+}
+static inline size_t mh_buf_size(const struct mh_buf *b)
+{
+	return b->len - b->off;
+}
 /* Make room for n more bytes; returns a pointer to the end. */
 uint8_t *mh_buf_reserve(struct mh_buf *b, size_t n);
 void mh_buf_append(struct mh_buf *b, const void *p, size_t n);
-void mh_buf_append_str(struct mh_buf *b, const char *s);     /* without NUL */
-void mh_buf_append_strz(struct mh_buf *b, const char *s);    /* with its NUL */
+void mh_buf_append_str(struct mh_buf *b, const char *s); /* without NUL */
+void mh_buf_append_strz(struct mh_buf *b, const char *s); /* with its NUL */
 void mh_buf_append_byte(struct mh_buf *b, uint8_t c);
 void mh_buf_append_u16be(struct mh_buf *b, uint16_t v);
 void mh_buf_append_u32be(struct mh_buf *b, uint32_t v);
-void mh_buf_printf(struct mh_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void mh_buf_printf(struct mh_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mh_buf_vprintf(struct mh_buf *b, const char *fmt, va_list ap);
 /* Overwrite 4 bytes at absolute position pos (frame length back-patching). */
 void mh_buf_put_u32be_at(struct mh_buf *b, size_t pos, uint32_t v);

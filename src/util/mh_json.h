@@ -28,7 +28,7 @@ void mh_json_obj_end(struct mh_json *j);
 void mh_json_arr_begin(struct mh_json *j);
 void mh_json_arr_end(struct mh_json *j);
 void mh_json_key(struct mh_json *j, const char *key);
-void mh_json_str(struct mh_json *j, const char *s);            /* NULL writes null */
+void mh_json_str(struct mh_json *j, const char *s); /* NULL writes null */
 void mh_json_strn(struct mh_json *j, const char *s, size_t n); /* may hold NULs */
 void mh_json_int(struct mh_json *j, int64_t v);
 void mh_json_double(struct mh_json *j, double v);

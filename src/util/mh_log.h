@@ -15,7 +15,7 @@ enum mh_log_level { MH_LOG_DEBUG, MH_LOG_INFO, MH_LOG_WARN, MH_LOG_ERR };
 void mh_log_set_level(enum mh_log_level lvl);
 void mh_log_set_ident(const char *ident); /* program name; default "milterhub" */
 void mh_log(enum mh_log_level lvl, uint64_t id, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define mh_debug(id, ...) mh_log(MH_LOG_DEBUG, (id), __VA_ARGS__)
 #define mh_info(id, ...) mh_log(MH_LOG_INFO, (id), __VA_ARGS__)

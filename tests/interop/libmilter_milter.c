@@ -55,11 +55,11 @@ static sfsistat on_eom(SMFICTX *ctx)
 }
 
 static struct smfiDesc desc = {
-	.xxfi_name = "milterhub-interop",
-	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
-	.xxfi_envrcpt = on_envrcpt,
-	.xxfi_eom = on_eom,
+    .xxfi_name = "milterhub-interop",
+    .xxfi_version = SMFI_VERSION,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+    .xxfi_envrcpt = on_envrcpt,
+    .xxfi_eom = on_eom,
 };
 
 int main(int argc, char **argv)
