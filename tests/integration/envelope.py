@@ -4,8 +4,8 @@ rcpt, unknown) and the Postfix default macros, per-recipient decisions and
 several messages per connection (docs/tools.md "On the wire").
 """
 
-from common import (CLIENT_ADDR, CLIENT_NAME, CLIENT_PORT, CONNECT_MACROS, RCPT, SENDER,
-                    eq, ok, skip, stage, stages, stage_names, test, on)
+from common import (CLIENT_ADDR, CLIENT_NAME, CLIENT_PORT, CONNECT_MACROS, MESSAGE_EVENTS, RCPT,
+                    SENDER, eq, ok, stage, stages, stage_names, test, on)
 
 A, B, C = "<a@example.org>", "<reject@example.org>", "<c@example.org>"
 
@@ -131,8 +131,35 @@ def next_message_is_sent_after_a_mail_reject(env):
 
 @test
 def second_message_accepted_after_the_first_rejected_at_mail(env):
-    skip("testmilter has no per-message rule (docs/tools.md: only rcpt and header take a "
-         "qualifier; both messages share --from): not expressible yet")
+    bad, good = "<bad@example.net>", "<good@example.net>"
+    tm = env.testmilter(*on("mail:bad@example.net", "reject"))
+    r = env.mta(tm, "--messages", "2", "--from", bad, "--from", good)
+    eq([(m["result"], m["sender"]) for m in r["messages"]],
+       [("reject", bad), ("accept", good)], "message (result, sender)")
+    eq(r["result"], "accept", "result (the last message)")
+    eq([e["args"][0] for e in tm.all("mail")], [bad, good], "MAILs the milter got")
+    cmds = [c for c in tm.cmds() if c in MESSAGE_EVENTS + ["abort"]]
+    second = cmds.index("mail", 1)
+    eq(cmds[:second], ["mail", "abort"], "first message: MAIL, then ABORT")
+    eq([c for c in cmds[second:] if c in ("mail", "rcpt", "data", "eom")],
+       ["mail", "rcpt", "data", "eom"], "second message: MAIL RCPT DATA EOM")
+    eq([s.get("message") for s in stages(r, "rcpt") + stages(r, "data") + stages(r, "eom")],
+       [2, 2, 2], "message numbers of the rcpt, data and eom stages")
+
+
+@test
+def each_message_has_its_own_sender_and_the_last_from_repeats(env):
+    tm = env.testmilter()
+    r = env.mta(tm, "--messages", "3", "--from", "<one@example.net>", "--from", "<two@example.net>")
+    want = ["<one@example.net>", "<two@example.net>", "<two@example.net>"]
+    eq([m["sender"] for m in r["messages"]], want, "messages[k].sender")
+    eq(r["sender"], want[-1], "top-level sender (the last message)")
+    eq([e["args"][0] for e in tm.all("mail")], want, "MAIL args[0]")
+    eq([e["macros"].get("{mail_addr}") for e in tm.all("mail")],
+       [a.strip("<>") for a in want], "{mail_addr} at each MAIL")
+    eq([[h[1] for h in m["headers"] if h[0] == "From"] for m in r["messages"]],
+       [[a.strip("<>")] for a in want], "default From: of each message")
+    eq([s.get("arg") for s in stages(r, "mail")], want, "mail stage args")
 
 
 @test

@@ -169,6 +169,31 @@ static void rcpt_qualifier_compares_without_brackets_case_insensitively(void **s
 	assert_int_equal(r->acts[0].kind, TM_ACT_CONTINUE);
 }
 
+static void mail_qualifier_compares_without_brackets_case_insensitively(void **state)
+{
+	struct tm_script *s = *state;
+	const struct tm_rule *r;
+
+	on_ok(s, "mail=continue");
+	on_ok(s, "mail:<Bad@Example.NET>=reject");
+	r = tm_script_find(s, TM_STAGE_MAIL, "<bad@example.net>");
+	assert_non_null(r);
+	assert_string_equal(r->qual, "Bad@Example.NET");
+	assert_int_equal(r->acts[0].kind, TM_ACT_REJECT);
+	r = tm_script_find(s, TM_STAGE_MAIL, "BAD@example.net");
+	assert_int_equal(r->acts[0].kind, TM_ACT_REJECT);
+	/* another sender falls back to the plain rule */
+	r = tm_script_find(s, TM_STAGE_MAIL, "<good@example.net>");
+	assert_null(r->qual);
+	assert_int_equal(r->acts[0].kind, TM_ACT_CONTINUE);
+	/* a sender rule is not a recipient rule */
+	assert_null(tm_script_find(s, TM_STAGE_RCPT, "<bad@example.net>"));
+	/* no plain rule: other senders get none */
+	tm_script_free(s);
+	on_ok(s, "mail:bad@example.net=reject");
+	assert_null(tm_script_find(s, TM_STAGE_MAIL, "<good@example.net>"));
+}
+
 static void qualified_rule_wins_whatever_the_order(void **state)
 {
 	struct tm_script *s = *state;
@@ -329,7 +354,8 @@ static void bad_stages_are_refused(void **state)
 
 	on_bad(s, "quit=reject", "unknown stage");
 	on_bad(s, "mail", "STAGE=ACTION");
-	on_bad(s, "mail:a@x=reject", "only rcpt and header");
+	on_bad(s, "data:a@x=reject", "only mail, rcpt and header");
+	on_bad(s, "mail:<>=reject", "empty qualifier");
 	on_bad(s, "rcpt:=reject", "empty qualifier");
 	on_bad(s, "rcpt:<>=reject", "empty qualifier");
 	on_bad(s, "rcpt:a@x", "STAGE=ACTION");
@@ -482,6 +508,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(escaped_comma_never_splits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        rcpt_qualifier_compares_without_brackets_case_insensitively, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        mail_qualifier_compares_without_brackets_case_insensitively, setup, teardown),
 	    cmocka_unit_test_setup_teardown(qualified_rule_wins_whatever_the_order, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(bracketed_qualifier_may_hold_equals, setup, teardown),

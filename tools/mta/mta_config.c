@@ -39,7 +39,6 @@ void mta_config_init(struct mta_config *c)
 	c->client_addr = "192.0.2.1";
 	c->client_family = '4';
 	c->client_port = 54321;
-	c->from = "<sender@example.net>";
 	c->messages = 1;
 	c->flavour = MTA_POSTFIX;
 	c->version = 6;
@@ -71,7 +70,10 @@ void mta_config_free(struct mta_config *c)
 	free(c->macros);
 	free(c->client_addr_macro);
 	free(c->underscore);
-	free(c->from_bare);
+	for (size_t i = 0; i < c->nfroms; i++)
+		free(c->froms_bare[i]);
+	free(c->froms_bare);
+	free(c->froms);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -307,11 +309,16 @@ int mta_config_load_message(struct mta_config *c, const char *path, char *err, s
 void mta_config_finish(struct mta_config *c)
 {
 	static const char *default_rcpt = "<rcpt@example.org>";
+	static const char *default_from = "<sender@example.net>";
 	struct mh_buf b = MH_BUF_INIT;
 
 	if (c->nrcpts == 0) {
 		c->rcpts = mh_xmalloc(sizeof(*c->rcpts));
 		c->rcpts[c->nrcpts++] = default_rcpt;
+	}
+	if (c->nfroms == 0) {
+		c->froms = mh_xmalloc(sizeof(*c->froms));
+		c->froms[c->nfroms++] = default_from;
 	}
 	if (c->helo == NULL)
 		c->helo = c->client_name;
@@ -325,7 +332,25 @@ void mta_config_finish(struct mta_config *c)
 	mh_buf_printf(&b, "%s [%s]", c->client_name, c->client_addr);
 	c->underscore = mh_xstrdup((const char *)b.data);
 	mh_buf_free(&b);
-	c->from_bare = mta_bare_addr(c->from);
+	c->froms_bare = mh_xmalloc(c->nfroms * sizeof(*c->froms_bare));
+	for (size_t i = 0; i < c->nfroms; i++)
+		c->froms_bare[i] = mta_bare_addr(c->froms[i]);
+}
+
+/* Index of message k's sender: the k-th --from, the last one repeating. */
+static size_t from_index(const struct mta_config *c, unsigned k)
+{
+	return k >= 1 && k <= c->nfroms ? k - 1 : c->nfroms - 1;
+}
+
+const char *mta_config_from(const struct mta_config *c, unsigned k)
+{
+	return c->froms[from_index(c, k)];
+}
+
+const char *mta_config_from_bare(const struct mta_config *c, unsigned k)
+{
+	return c->froms_bare[from_index(c, k)];
 }
 
 /* Postfix's Received: as smtpd writes it (no "for" with several recipients). */
@@ -354,7 +379,7 @@ void mta_config_build_message(const struct mta_config *c, unsigned k, const char
 {
 	struct mh_buf b = MH_BUF_INIT;
 
-	mh_msg_set_sender(m, c->from, NULL);
+	mh_msg_set_sender(m, mta_config_from(c, k), NULL);
 	add_received(c, qid, m);
 	if (c->hdrs != NULL) {
 		for (size_t i = 0; i < c->nhdrs; i++)
@@ -362,7 +387,7 @@ void mta_config_build_message(const struct mta_config *c, unsigned k, const char
 	} else {
 		char *to = mta_bare_addr(c->rcpts[0]);
 
-		mh_buf_printf(&b, " %s", c->from_bare);
+		mh_buf_printf(&b, " %s", mta_config_from_bare(c, k));
 		mh_msg_add_header(m, "From", (const char *)b.data, 0);
 		mh_buf_reset(&b);
 		mh_buf_printf(&b, " %s", to);

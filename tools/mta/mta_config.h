@@ -52,7 +52,8 @@ struct mta_config {
 	char client_family; /* '4' or '6', from client_addr */
 	unsigned client_port;
 	const char *helo; /* NULL until mta_config_finish: client_name */
-	const char *from;
+	const char **froms; /* --from argv strings, in order; owned array */
+	size_t nfroms; /* 0 until mta_config_finish: the default sender */
 	const char **rcpts; /* argv strings; owned array */
 	size_t nrcpts;
 	struct mta_header *hdrs; /* owned; NULL: default headers per message */
@@ -76,7 +77,7 @@ struct mta_config {
 	char client_port_str[8];
 	char *client_addr_macro; /* {client_addr}: IPv6 gets "IPv6:" */
 	char *underscore; /* _ : "NAME [ADDR]" */
-	char *from_bare; /* sender without <> */
+	char **froms_bare; /* owned; froms[i] without <> */
 };
 
 void mta_config_init(struct mta_config *c);
@@ -95,6 +96,14 @@ void mta_config_set_body(struct mta_config *c, const char *text);
 int mta_config_load_message(struct mta_config *c, const char *path, char *err, size_t errlen);
 /* Defaults and derived values, once all options are in. */
 void mta_config_finish(struct mta_config *c);
+
+/*
+ * The sender of the k-th message (1-based): the k-th --from, the last
+ * one repeating for later messages. bare: without <>. Pointers into the
+ * config (after mta_config_finish).
+ */
+const char *mta_config_from(const struct mta_config *c, unsigned k);
+const char *mta_config_from_bare(const struct mta_config *c, unsigned k);
 
 /*
  * The k-th message (1-based) of a session as the MTA holds it before any

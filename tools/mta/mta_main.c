@@ -33,7 +33,8 @@ static const char usage_text[] =
     "  --client-addr ADDR      (default 192.0.2.1; IPv6 ok)\n"
     "  --client-port N         (default 54321)\n"
     "  --helo NAME             (default: the client name)\n"
-    "  --from ADDR             (default <sender@example.net>)\n"
+    "  --from ADDR             repeatable: message K uses the K-th, the last repeats\n"
+    "                          (default <sender@example.net>)\n"
     "  --rcpt ADDR             repeatable (default <rcpt@example.org>)\n"
     "  --header 'Name: value'  repeatable; replaces the default headers\n"
     "  --body TEXT             \\n becomes CRLF\n"
@@ -157,7 +158,8 @@ static int apply_option(struct mta_config *c, int opt, const char *arg, const ch
 		c->helo = arg;
 		return 0;
 	case OPT_FROM:
-		c->from = arg;
+		c->froms = mh_xrealloc(c->froms, (c->nfroms + 1) * sizeof(*c->froms));
+		c->froms[c->nfroms++] = arg;
 		return 0;
 	case OPT_RCPT:
 		c->rcpts = mh_xrealloc(c->rcpts, (c->nrcpts + 1) * sizeof(*c->rcpts));

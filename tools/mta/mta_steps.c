@@ -109,7 +109,7 @@ static void begin_message(struct mta_session *s)
 	s->pos = 0;
 	/* Postfix has a queue id from DATA on, Sendmail from MAIL on. */
 	s->vals.queue_id = s->cfg->flavour == MTA_SENDMAIL ? s->qid : NULL;
-	s->vals.mail_addr = s->cfg->from_bare;
+	s->vals.mail_addr = mta_config_from_bare(s->cfg, s->msgno);
 	s->vals.rcpt_addr = NULL;
 	s->vals.msg_id = NULL;
 }
@@ -127,9 +127,9 @@ static void step_mail(struct mta_session *s)
 	s->phase = PH_RCPT;
 	if (mta_proto(s, MH_PROTO_NOMAIL))
 		return;
-	argv[0] = s->cfg->from;
+	argv[0] = mta_config_from(s->cfg, s->msgno);
 	mh_codec_put_strs(mta_out(s), MH_CMD_MAIL, argv, 1);
-	if (expect(s, MH_CMD_MAIL, MH_PROTO_NR_MAIL, "mail", s->cfg->from))
+	if (expect(s, MH_CMD_MAIL, MH_PROTO_NR_MAIL, "mail", argv[0]))
 		s->phase = PH_MAIL;
 }
 

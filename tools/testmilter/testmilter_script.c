@@ -4,7 +4,7 @@
  * Syntax (docs/tools.md, milterhub-testmilter):
  *   --on STAGE[:QUAL]=ACTION[,ACTION...]
  *     STAGE and its qualifier are parsed here, the action list by
- *     testmilter_action.c. A bracketed rcpt qualifier ends at its '>'
+ *     testmilter_action.c. A bracketed mail/rcpt qualifier ends at its '>'
  *     (SRS addresses hold '=').
  *   --negotiate ITEM[,ITEM...]
  *     flag names, version=N, actions=NUM, macros=STAGE:LIST.
@@ -159,6 +159,12 @@ static const char *strip_brackets(const char *s, size_t *len)
 	return s;
 }
 
+/* Stages whose qualifier is an address: sender (mail) or recipient (rcpt). */
+static int is_address_stage(enum tm_stage st)
+{
+	return st == TM_STAGE_MAIL || st == TM_STAGE_RCPT;
+}
+
 static struct tm_rule *rule_get(struct tm_script *s, enum tm_stage st, const char *qual,
                                 size_t qlen)
 {
@@ -205,10 +211,10 @@ int tm_script_add_on(struct tm_script *s, const char *arg, char *err, size_t err
 		if (eq == NULL)
 			return fail(err, errlen, "--on %s: expected STAGE=ACTION", arg);
 		qlen = (size_t)(eq - qual);
-		if (st != TM_STAGE_RCPT && st != TM_STAGE_HEADER)
-			return fail(err, errlen, "--on %s: only rcpt and header take a qualifier",
-			            arg);
-		if (st == TM_STAGE_RCPT)
+		if (st != TM_STAGE_MAIL && st != TM_STAGE_RCPT && st != TM_STAGE_HEADER)
+			return fail(err, errlen,
+			            "--on %s: only mail, rcpt and header take a qualifier", arg);
+		if (is_address_stage(st))
 			qual = strip_brackets(qual, &qlen);
 		if (qlen == 0)
 			return fail(err, errlen, "--on %s: empty qualifier", arg);
@@ -348,7 +354,7 @@ const struct tm_rule *tm_script_find(const struct tm_script *s, enum tm_stage st
 	const struct tm_rule *plain = NULL;
 	size_t alen = arg ? strlen(arg) : 0;
 
-	if (arg != NULL && stage == TM_STAGE_RCPT)
+	if (arg != NULL && is_address_stage(stage))
 		arg = strip_brackets(arg, &alen);
 	for (size_t i = 0; i < s->nrules; i++) {
 		const struct tm_rule *r = &s->rules[i];

@@ -48,7 +48,7 @@ enum tm_stage {
 
 struct tm_rule {
 	enum tm_stage stage;
-	char *qual; /* owned; rcpt address without <> or header name; NULL = plain */
+	char *qual; /* owned; mail/rcpt address without <> or header name; NULL = plain */
 	struct tm_action *acts; /* owned array */
 	size_t nacts;
 };
@@ -72,8 +72,8 @@ int tm_script_add_negotiate(struct tm_script *s, const char *arg, char *err, siz
 
 /*
  * The rule for an event, or NULL (then the answer is continue). arg is
- * the recipient (with or without <>) for TM_STAGE_RCPT, the header name
- * for TM_STAGE_HEADER, ignored otherwise.
+ * the sender or recipient (with or without <>) for TM_STAGE_MAIL and
+ * TM_STAGE_RCPT, the header name for TM_STAGE_HEADER, ignored otherwise.
  */
 const struct tm_rule *tm_script_find(const struct tm_script *s, enum tm_stage stage,
                                      const char *arg);

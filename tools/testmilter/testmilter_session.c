@@ -379,7 +379,7 @@ static void on_packet(struct mh_conn *c, const struct mh_packet *p, void *arg)
 		return;
 
 	st = tm_stage_of_cmd(cmd.code);
-	if (cmd.code == MH_CMD_RCPT && cmd.u.env.argc > 0)
+	if ((cmd.code == MH_CMD_MAIL || cmd.code == MH_CMD_RCPT) && cmd.u.env.argc > 0)
 		qual = cmd.u.env.argv[0];
 	else if (cmd.code == MH_CMD_HEADER)
 		qual = cmd.u.header.name;
