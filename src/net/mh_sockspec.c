@@ -31,6 +31,7 @@
  *	"cannot resolve 'name' in '...': reason", "bind unix:/p: reason".
  */
 #include "net/mh_sockspec.h"
+#include "util/mh_err.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,18 +46,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-	if (err != NULL && errlen > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static void normalise(struct mh_sockspec *s)
 {
@@ -82,10 +71,10 @@ static int parse_unix(const char *spec, const char *path, struct mh_sockspec *ou
 	struct sockaddr_un *sun = (struct sockaddr_un *)&out->addr;
 	size_t n = strlen(path);
 	if (n == 0)
-		return fail(err, errlen, "empty unix socket path in '%s'", spec);
+		return mh_errf(err, errlen, "empty unix socket path in '%s'", spec);
 	if (n >= sizeof(sun->sun_path))
-		return fail(err, errlen, "unix socket path too long (max %zu bytes) in '%s'",
-		            sizeof(sun->sun_path) - 1, spec);
+		return mh_errf(err, errlen, "unix socket path too long (max %zu bytes) in '%s'",
+		               sizeof(sun->sun_path) - 1, spec);
 	sun->sun_family = AF_UNIX;
 	memcpy(sun->sun_path, path, n + 1);
 	out->family = AF_UNIX;
@@ -98,7 +87,7 @@ static int parse_port(const char *spec, const char *p, size_t n, uint16_t *port,
 {
 	unsigned long v = 0;
 	if (n == 0)
-		return fail(err, errlen, "missing port in '%s'", spec);
+		return mh_errf(err, errlen, "missing port in '%s'", spec);
 	if (n > 5)
 		goto bad;
 	for (size_t i = 0; i < n; i++) {
@@ -111,7 +100,7 @@ static int parse_port(const char *spec, const char *p, size_t n, uint16_t *port,
 	*port = (uint16_t)v;
 	return 0;
 bad:
-	return fail(err, errlen, "bad port '%.*s' in '%s'", (int)(n > 64 ? 64 : n), p, spec);
+	return mh_errf(err, errlen, "bad port '%.*s' in '%s'", (int)(n > 64 ? 64 : n), p, spec);
 }
 
 /* host may be NULL (wildcard). family is AF_INET or AF_INET6, the spec's. */
@@ -149,11 +138,11 @@ static int resolve(const char *spec, const char *host, int family, uint16_t port
 		rc = getaddrinfo(host, NULL, &hints, &res);
 	}
 	if (rc != 0 || res == NULL)
-		return fail(err, errlen, "cannot resolve '%s' in '%s': %s", host, spec,
-		            rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return mh_errf(err, errlen, "cannot resolve '%s' in '%s': %s", host, spec,
+		               rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 	if (family == AF_INET6 && res->ai_family != AF_INET6) {
 		freeaddrinfo(res);
-		return fail(err, errlen, "'%s' is not an IPv6 address in '%s'", host, spec);
+		return mh_errf(err, errlen, "'%s' is not an IPv6 address in '%s'", host, spec);
 	}
 	memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
 	out->addrlen = res->ai_addrlen;
@@ -184,7 +173,7 @@ static int parse_inet(const char *spec, const char *rest, int family, struct mh_
 			h++, hn -= 2;
 		if (hn > 0) {
 			if (hn >= sizeof(host))
-				return fail(err, errlen, "host name too long in '%s'", spec);
+				return mh_errf(err, errlen, "host name too long in '%s'", spec);
 			memcpy(host, h, hn);
 			host[hn] = '\0';
 			hostp = host;
@@ -193,10 +182,10 @@ static int parse_inet(const char *spec, const char *rest, int family, struct mh_
 		/* Postfix: [V6ADDR]:PORT */
 		const char *close = strchr(rest, ']');
 		if (close == NULL || close[1] != ':')
-			return fail(err, errlen, "bad address in '%s' (want [ADDR]:PORT)", spec);
+			return mh_errf(err, errlen, "bad address in '%s' (want [ADDR]:PORT)", spec);
 		size_t hn = (size_t)(close - rest - 1);
 		if (hn == 0 || hn >= sizeof(host))
-			return fail(err, errlen, "bad address in '%s' (want [ADDR]:PORT)", spec);
+			return mh_errf(err, errlen, "bad address in '%s' (want [ADDR]:PORT)", spec);
 		memcpy(host, rest + 1, hn);
 		host[hn] = '\0';
 		hostp = host;
@@ -208,12 +197,12 @@ static int parse_inet(const char *spec, const char *rest, int family, struct mh_
 		if (colon != NULL) {
 			size_t hn = (size_t)(colon - rest);
 			if (hn >= sizeof(host))
-				return fail(err, errlen, "host name too long in '%s'", spec);
+				return mh_errf(err, errlen, "host name too long in '%s'", spec);
 			if (memchr(rest, ':', hn) != NULL)
-				return fail(err, errlen,
-				            "IPv6 address must be in brackets in '%s' "
-				            "(inet:[ADDR]:PORT or inet6:PORT@ADDR)",
-				            spec);
+				return mh_errf(err, errlen,
+				               "IPv6 address must be in brackets in '%s' "
+				               "(inet:[ADDR]:PORT or inet6:PORT@ADDR)",
+				               spec);
 			memcpy(host, rest, hn);
 			host[hn] = '\0';
 			hostp = hn ? host : NULL;
@@ -233,7 +222,7 @@ int mh_sockspec_parse(const char *spec, struct mh_sockspec *out, char *err, size
 {
 	memset(out, 0, sizeof(*out));
 	if (spec == NULL || spec[0] == '\0')
-		return fail(err, errlen, "empty socket specification");
+		return mh_errf(err, errlen, "empty socket specification");
 	int rc;
 	if (spec[0] == '/')
 		rc = parse_unix(spec, spec, out, err, errlen);
@@ -248,14 +237,14 @@ int mh_sockspec_parse(const char *spec, struct mh_sockspec *out, char *err, size
 	else {
 		const char *colon = strchr(spec, ':');
 		if (colon != NULL)
-			return fail(err, errlen,
-			            "unknown socket type '%.*s' in '%s' (want unix:, local:, "
-			            "inet: or inet6:)",
-			            (int)(colon - spec > 32 ? 32 : colon - spec), spec, spec);
-		return fail(err, errlen,
-		            "bad socket specification '%s' (want unix:/path, /path, "
-		            "inet:PORT@HOST or inet:HOST:PORT)",
-		            spec);
+			return mh_errf(err, errlen,
+			               "unknown socket type '%.*s' in '%s' (want unix:, local:, "
+			               "inet: or inet6:)",
+			               (int)(colon - spec > 32 ? 32 : colon - spec), spec, spec);
+		return mh_errf(err, errlen,
+		               "bad socket specification '%s' (want unix:/path, /path, "
+		               "inet:PORT@HOST or inet:HOST:PORT)",
+		               spec);
 	}
 	if (rc < 0)
 		return -1;
@@ -271,19 +260,19 @@ static int remove_stale_unix(const struct mh_sockspec *s, char *err, size_t errl
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return fail(err, errlen, "stat %s: %s", s->text, strerror(errno));
+		return mh_errf(err, errlen, "stat %s: %s", s->text, strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode))
-		return fail(err, errlen, "%s: file exists and is not a socket", s->text);
+		return mh_errf(err, errlen, "%s: file exists and is not a socket", s->text);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fail(err, errlen, "socket: %s", strerror(errno));
+		return mh_errf(err, errlen, "socket: %s", strerror(errno));
 	int live = connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) == 0;
 	close(fd);
 	if (live)
-		return fail(err, errlen, "%s: another process is listening on it", s->text);
+		return mh_errf(err, errlen, "%s: another process is listening on it", s->text);
 	if (unlink(path) < 0 && errno != ENOENT)
-		return fail(err, errlen, "remove stale %s: %s", s->text, strerror(errno));
+		return mh_errf(err, errlen, "remove stale %s: %s", s->text, strerror(errno));
 	return 0;
 }
 
@@ -294,28 +283,28 @@ int mh_sockspec_listen(const struct mh_sockspec *s, int backlog, unsigned mode, 
 		return -1;
 	int fd = socket(s->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fail(err, errlen, "socket for %s: %s", s->text, strerror(errno));
+		return mh_errf(err, errlen, "socket for %s: %s", s->text, strerror(errno));
 	if (s->family != AF_UNIX) {
 		int one = 1;
 		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-			fail(err, errlen, "SO_REUSEADDR on %s: %s", s->text, strerror(errno));
+			mh_errf(err, errlen, "SO_REUSEADDR on %s: %s", s->text, strerror(errno));
 			goto out_close;
 		}
 	}
 	if (bind(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0) {
-		fail(err, errlen, "bind %s: %s", s->text, strerror(errno));
+		mh_errf(err, errlen, "bind %s: %s", s->text, strerror(errno));
 		goto out_close;
 	}
 	if (s->family == AF_UNIX && mode != 0) {
 		const char *path = ((const struct sockaddr_un *)&s->addr)->sun_path;
 		if (chmod(path, (mode_t)mode) < 0) {
-			fail(err, errlen, "chmod %04o %s: %s", mode, s->text, strerror(errno));
+			mh_errf(err, errlen, "chmod %04o %s: %s", mode, s->text, strerror(errno));
 			unlink(path);
 			goto out_close;
 		}
 	}
 	if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
-		fail(err, errlen, "listen %s: %s", s->text, strerror(errno));
+		mh_errf(err, errlen, "listen %s: %s", s->text, strerror(errno));
 		if (s->family == AF_UNIX)
 			unlink(((const struct sockaddr_un *)&s->addr)->sun_path);
 		goto out_close;
@@ -330,12 +319,12 @@ int mh_sockspec_connect(const struct mh_sockspec *s, char *err, size_t errlen)
 {
 	int fd = socket(s->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fail(err, errlen, "socket for %s: %s", s->text, strerror(errno));
+		return mh_errf(err, errlen, "socket for %s: %s", s->text, strerror(errno));
 	mh_socket_nodelay(fd);
 	if (connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0 &&
 	    errno != EINPROGRESS && errno != EINTR) {
 		/* Unix sockets report a full backlog as EAGAIN: not in progress. */
-		fail(err, errlen, "connect %s: %s", s->text, strerror(errno));
+		mh_errf(err, errlen, "connect %s: %s", s->text, strerror(errno));
 		close(fd);
 		return -1;
 	}

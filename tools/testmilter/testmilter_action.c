@@ -9,6 +9,7 @@
  * keep a bare LF (milter folding, protocol §3.2). Pure: no I/O.
  */
 #include "testmilter_action.h"
+#include "util/mh_err.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -47,21 +48,6 @@ static const struct action_name action_names[] = {
     {"quarantine", TM_ACT_QUARANTINE},
 };
 #define N_ACTION_NAMES (sizeof(action_names) / sizeof(action_names[0]))
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 int tm_action_is_decision(enum tm_action_kind k)
 {
@@ -224,20 +210,20 @@ static int parse_params(struct tm_action *a, const char *name, const char *param
 		c1 = strchr(params, ':');
 		c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (c2 == NULL)
-			return fail(err, errlen, "reply needs CODE:XCODE:TEXT");
+			return mh_errf(err, errlen, "reply needs CODE:XCODE:TEXT");
 		if (c1 - params != 3 || !isdigit((unsigned char)params[0]) ||
 		    !isdigit((unsigned char)params[1]) || !isdigit((unsigned char)params[2]))
-			return fail(err, errlen, "reply: CODE must be three digits");
+			return mh_errf(err, errlen, "reply: CODE must be three digits");
 		a->a = build_reply(params, c1 + 1, (size_t)(c2 - c1 - 1), c2 + 1, &a->alen);
 		return 0;
 	case TM_ACT_DELAY:
 		if (tm_parse_u32(params, strlen(params), 86400000u, &a->num) < 0)
-			return fail(err, errlen, "delay: MS must be 0..86400000");
+			return mh_errf(err, errlen, "delay: MS must be 0..86400000");
 		return 0;
 	case TM_ACT_ADD_HEADER:
 		c1 = strchr(params, ':');
 		if (c1 == NULL || c1 == params)
-			return fail(err, errlen, "add-header needs NAME:VALUE");
+			return mh_errf(err, errlen, "add-header needs NAME:VALUE");
 		a->a = mh_xstrndup(params, (size_t)(c1 - params));
 		a->b = mh_xstrdup(c1 + 1);
 		return 0;
@@ -245,9 +231,9 @@ static int parse_params(struct tm_action *a, const char *name, const char *param
 		c1 = strchr(params, ':');
 		c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (c2 == NULL || c2 == c1 + 1)
-			return fail(err, errlen, "ins-header needs IDX:NAME:VALUE");
+			return mh_errf(err, errlen, "ins-header needs IDX:NAME:VALUE");
 		if (tm_parse_u32(params, (size_t)(c1 - params), UINT32_MAX, &a->num) < 0)
-			return fail(err, errlen, "ins-header: IDX must be a number");
+			return mh_errf(err, errlen, "ins-header: IDX must be a number");
 		a->a = mh_xstrndup(c1 + 1, (size_t)(c2 - c1 - 1));
 		a->b = mh_xstrdup(c2 + 1);
 		return 0;
@@ -255,9 +241,9 @@ static int parse_params(struct tm_action *a, const char *name, const char *param
 		c1 = strchr(params, ':');
 		c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (c2 == NULL || c1 == params)
-			return fail(err, errlen, "chg-header needs NAME:IDX:VALUE");
+			return mh_errf(err, errlen, "chg-header needs NAME:IDX:VALUE");
 		if (tm_parse_u32(c1 + 1, (size_t)(c2 - c1 - 1), UINT32_MAX, &a->num) < 0)
-			return fail(err, errlen, "chg-header: IDX must be a number");
+			return mh_errf(err, errlen, "chg-header: IDX must be a number");
 		a->a = mh_xstrndup(params, (size_t)(c1 - params));
 		a->b = mh_xstrdup(c2 + 1);
 		return 0;
@@ -280,7 +266,7 @@ static int parse_params(struct tm_action *a, const char *name, const char *param
 		a->a = mh_xstrdup(params);
 		return 0;
 	default:
-		return fail(err, errlen, "%s takes no argument", name);
+		return mh_errf(err, errlen, "%s takes no argument", name);
 	}
 }
 
@@ -296,7 +282,7 @@ static int parse_action(const char *tok, struct tm_action *a, char *err, size_t 
 		if (strlen(action_names[i].name) == n && strncmp(action_names[i].name, tok, n) == 0)
 			an = &action_names[i];
 	if (an == NULL)
-		return fail(err, errlen, "unknown action '%.*s'", (int)n, tok);
+		return mh_errf(err, errlen, "unknown action '%.*s'", (int)n, tok);
 	a->kind = an->kind;
 	if (colon == NULL) {
 		switch (a->kind) {
@@ -312,8 +298,8 @@ static int parse_action(const char *tok, struct tm_action *a, char *err, size_t 
 		case TM_ACT_PROGRESS:
 			return 0;
 		default:
-			return fail(err, errlen, "%s needs an argument ('%s:...')", an->name,
-			            an->name);
+			return mh_errf(err, errlen, "%s needs an argument ('%s:...')", an->name,
+			               an->name);
 		}
 	}
 	if (parse_params(a, an->name, colon + 1, err, errlen) < 0) {
@@ -330,7 +316,7 @@ int tm_action_parse_list(const char *p, struct tm_action **acts, size_t *nacts, 
 	while (*p == ' ')
 		p++;
 	if (*p == '\0')
-		return fail(err, errlen, "empty action list");
+		return mh_errf(err, errlen, "empty action list");
 	while (*p != '\0') {
 		const char *q = p, *next = NULL;
 		struct tm_action a;

@@ -11,6 +11,7 @@
  * Nothing here does I/O; see testmilter_script.h for the contract.
  */
 #include "testmilter_script.h"
+#include "util/mh_err.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -68,21 +69,6 @@ static const struct {
     {"rcpt", MH_STAGE_RCPT},       {"data", MH_STAGE_DATA}, {"eoh", MH_STAGE_EOH},
     {"eom", MH_STAGE_EOM},
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 const char *tm_stage_name(enum tm_stage st)
 {
@@ -200,7 +186,8 @@ int tm_script_add_on(struct tm_script *s, const char *arg, char *err, size_t err
 		p++;
 	st = tm_stage_parse(arg, (size_t)(p - arg));
 	if (st == TM_STAGE_NONE)
-		return fail(err, errlen, "--on %s: unknown stage '%.*s'", arg, (int)(p - arg), arg);
+		return mh_errf(err, errlen, "--on %s: unknown stage '%.*s'", arg, (int)(p - arg),
+		               arg);
 	if (*p == ':') {
 		qual = p + 1;
 		/* a bracketed address may hold '=' (SRS): it ends at '>' */
@@ -209,19 +196,19 @@ int tm_script_add_on(struct tm_script *s, const char *arg, char *err, size_t err
 		else
 			eq = strchr(qual, '=');
 		if (eq == NULL)
-			return fail(err, errlen, "--on %s: expected STAGE=ACTION", arg);
+			return mh_errf(err, errlen, "--on %s: expected STAGE=ACTION", arg);
 		qlen = (size_t)(eq - qual);
 		if (st != TM_STAGE_MAIL && st != TM_STAGE_RCPT && st != TM_STAGE_HEADER)
-			return fail(err, errlen,
-			            "--on %s: only mail, rcpt and header take a qualifier", arg);
+			return mh_errf(err, errlen,
+			               "--on %s: only mail, rcpt and header take a qualifier", arg);
 		if (is_address_stage(st))
 			qual = strip_brackets(qual, &qlen);
 		if (qlen == 0)
-			return fail(err, errlen, "--on %s: empty qualifier", arg);
+			return mh_errf(err, errlen, "--on %s: empty qualifier", arg);
 	} else if (*p == '=') {
 		eq = p;
 	} else {
-		return fail(err, errlen, "--on %s: expected STAGE=ACTION", arg);
+		return mh_errf(err, errlen, "--on %s: expected STAGE=ACTION", arg);
 	}
 
 	if (tm_action_parse_list(eq + 1, &acts, &nacts, err, errlen) < 0) {
@@ -230,7 +217,7 @@ int tm_script_add_on(struct tm_script *s, const char *arg, char *err, size_t err
 		for (size_t i = 0; i < nacts; i++)
 			tm_action_free(&acts[i]);
 		free(acts);
-		return fail(err, errlen, "--on %s: %s", arg, inner);
+		return mh_errf(err, errlen, "--on %s: %s", arg, inner);
 	}
 	if (st == TM_STAGE_ABORT) {
 		/* nothing is ever sent for 'A': only timing and connection control */
@@ -240,8 +227,9 @@ int tm_script_add_on(struct tm_script *s, const char *arg, char *err, size_t err
 				for (size_t j = 0; j < nacts; j++)
 					tm_action_free(&acts[j]);
 				free(acts);
-				return fail(err, errlen,
-				            "--on %s: abort takes only delay, close and hang", arg);
+				return mh_errf(err, errlen,
+				               "--on %s: abort takes only delay, close and hang",
+				               arg);
 			}
 		}
 	}
@@ -261,7 +249,7 @@ static int parse_negotiate_item(struct tm_script *s, const char *it, size_t n, c
 	if (n > 8 && strncmp(it, "version=", 8) == 0) {
 		uint32_t v;
 		if (tm_parse_u32(it + 8, n - 8, 6, &v) < 0 || v < 2)
-			return fail(err, errlen, "--negotiate: version must be 2..6");
+			return mh_errf(err, errlen, "--negotiate: version must be 2..6");
 		s->version = v;
 		return 0;
 	}
@@ -269,13 +257,13 @@ static int parse_negotiate_item(struct tm_script *s, const char *it, size_t n, c
 		char *end;
 		unsigned long v;
 		if (n - 8 >= sizeof(buf))
-			return fail(err, errlen, "--negotiate: bad actions value");
+			return mh_errf(err, errlen, "--negotiate: bad actions value");
 		memcpy(buf, it + 8, n - 8);
 		buf[n - 8] = '\0';
 		errno = 0;
 		v = strtoul(buf, &end, 0);
 		if (errno != 0 || *end != '\0' || !isdigit((unsigned char)buf[0]) || v > UINT32_MAX)
-			return fail(err, errlen, "--negotiate: bad actions value '%s'", buf);
+			return mh_errf(err, errlen, "--negotiate: bad actions value '%s'", buf);
 		s->actions = (uint32_t)v;
 		s->actions_set = 1;
 		return 0;
@@ -286,15 +274,15 @@ static int parse_negotiate_item(struct tm_script *s, const char *it, size_t n, c
 		char *list, *old;
 		int idx = -1;
 		if (colon == NULL)
-			return fail(err, errlen, "--negotiate: macros=STAGE:LIST expected");
+			return mh_errf(err, errlen, "--negotiate: macros=STAGE:LIST expected");
 		stlen = (size_t)(colon - st);
 		for (size_t i = 0; i < sizeof(macro_stages) / sizeof(macro_stages[0]); i++)
 			if (strlen(macro_stages[i].name) == stlen &&
 			    strncmp(macro_stages[i].name, st, stlen) == 0)
 				idx = (int)macro_stages[i].stage;
 		if (idx < 0)
-			return fail(err, errlen, "--negotiate: unknown macro stage '%.*s'",
-			            (int)stlen, st);
+			return mh_errf(err, errlen, "--negotiate: unknown macro stage '%.*s'",
+			               (int)stlen, st);
 		list = mh_xstrndup(colon + 1, (size_t)(it + n - colon - 1));
 		for (char *c = list; *c != '\0'; c++)
 			if (*c == ';')
@@ -321,7 +309,7 @@ static int parse_negotiate_item(struct tm_script *s, const char *it, size_t n, c
 			return 0;
 		}
 	}
-	return fail(err, errlen, "--negotiate: unknown item '%.*s'", (int)n, it);
+	return mh_errf(err, errlen, "--negotiate: unknown item '%.*s'", (int)n, it);
 }
 
 int tm_script_add_negotiate(struct tm_script *s, const char *arg, char *err, size_t errlen)
@@ -339,7 +327,7 @@ int tm_script_add_negotiate(struct tm_script *s, const char *arg, char *err, siz
 		while (n > 0 && it[n - 1] == ' ')
 			n--;
 		if (n == 0)
-			return fail(err, errlen, "--negotiate %s: empty item", arg);
+			return mh_errf(err, errlen, "--negotiate %s: empty item", arg);
 		if (parse_negotiate_item(s, it, n, err, errlen) < 0)
 			return -1;
 		if (end == NULL)
