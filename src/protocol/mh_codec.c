@@ -19,6 +19,7 @@
  *
  *	void	mh_codec_put_*(struct mh_buf *b, ...);
  *	int	mh_codec_put_replycode(struct mh_buf *b, const char *text);
+ *	void	mh_codec_put_reply(struct mh_buf *b, const struct mh_reply *r);
  *	int	mh_codec_valid_replytext(const char *text);
  *	const char *mh_codec_strerror(int err);
  * DESCRIPTION
@@ -70,7 +71,10 @@
  *	They compute the length first and never patch it afterwards, so
  *	they work on a buffer with unconsumed output in it. They do not
  *	enforce decoder limits (tests build oversized packets with them);
- *	only mh_codec_put_replycode() refuses bad input.
+ *	only mh_codec_put_replycode() refuses bad input. mh_codec_put_reply()
+ *	re-encodes a decoded reply of any code (a proxy forwards a child's
+ *	modification as it came); for the same struct it produces the bytes
+ *	the decoder read, except that an 'O' trailer comes out in stage order.
  * DIAGNOSTICS
  *	Decoders and the frame reader return one enum mh_codec_err value
  *	per kind of malformation; mh_codec_strerror() names it. Encoders
@@ -648,4 +652,56 @@ int mh_codec_put_replycode(struct mh_buf *b, const char *text)
 		return MH_CODEC_EVALUE;
 	mh_codec_put_str(b, MH_REP_REPLYCODE, text);
 	return MH_CODEC_OK;
+}
+
+void mh_codec_put_reply(struct mh_buf *b, const struct mh_reply *r)
+{
+	const char *argv[2];
+
+	switch (r->code) {
+	case MH_REP_SHUTDOWN:
+	case MH_REP_ACCEPT:
+	case MH_REP_CONTINUE:
+	case MH_REP_DISCARD:
+	case MH_REP_CONN_FAIL:
+	case MH_REP_PROGRESS:
+	case MH_REP_REJECT:
+	case MH_REP_SKIP:
+	case MH_REP_TEMPFAIL:
+		mh_codec_put_empty(b, r->code);
+		return;
+	case MH_REP_ADDRCPT:
+	case MH_REP_DELRCPT:
+	case MH_REP_ADDRCPT_PAR:
+		argv[0] = r->u.rcpt.rcpt;
+		argv[1] = r->u.rcpt.args;
+		mh_codec_put_strs(b, r->code, argv, argv[1] != NULL ? 2 : 1);
+		return;
+	case MH_REP_CHGFROM:
+		argv[0] = r->u.chgfrom.addr;
+		argv[1] = r->u.chgfrom.args;
+		mh_codec_put_strs(b, r->code, argv, argv[1] != NULL ? 2 : 1);
+		return;
+	case MH_REP_REPLBODY:
+		mh_codec_put_raw(b, r->code, r->u.replbody.data, r->u.replbody.len);
+		return;
+	case MH_REP_ADDHEADER:
+		mh_codec_put_header(b, r->code, r->u.header.name, r->u.header.value);
+		return;
+	case MH_REP_INSHEADER:
+	case MH_REP_CHGHEADER:
+		mh_codec_put_index_header(b, r->code, r->u.header.index, r->u.header.name,
+		                          r->u.header.value);
+		return;
+	case MH_REP_OPTNEG:
+		mh_codec_put_optneg(b, &r->u.optneg);
+		return;
+	case MH_REP_QUARANTINE:
+		mh_codec_put_str(b, r->code, r->u.quarantine.reason);
+		return;
+	case MH_REP_REPLYCODE:
+		mh_codec_put_str(b, r->code, r->u.replycode.text);
+		return;
+	}
+	assert(!"mh_codec_put_reply: not a reply code");
 }

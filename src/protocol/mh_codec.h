@@ -288,6 +288,12 @@ void mh_codec_put_raw(struct mh_buf *b, uint8_t code, const void *data,
 void mh_codec_put_macro(struct mh_buf *b, uint8_t stage, const char *const *pairs, size_t npairs);
 /* 'y': returns MH_CODEC_EVALUE (nothing appended) unless text is a valid reply. */
 int mh_codec_put_replycode(struct mh_buf *b, const char *text);
+/*
+ * Any reply as mh_codec_decode_reply() returns it, encoded again (a 'y'
+ * text is not re-checked: a decoded one is valid). 'b' is one frame:
+ * the caller keeps replbody.len <= MH_CHUNK_MAX.
+ */
+void mh_codec_put_reply(struct mh_buf *b, const struct mh_reply *r);
 
 /* Checks an SMTP reply text for 'y': [45]dd[ -] on every line, CRLF between lines. */
 int mh_codec_valid_replytext(const char *text);

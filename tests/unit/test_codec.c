@@ -717,6 +717,62 @@ static void reply_replycode_round_trip(void **state)
 	assert_string_equal(f->rep.u.replycode.text, ml);
 }
 
+/* Every reply code: decode, mh_codec_put_reply, byte-identical frame. */
+static void put_reply_re_encodes_every_decoded_reply(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		uint8_t code;
+		const char *payload;
+		size_t len;
+	} cases[] = {
+	    {'a', "", 0},
+	    {'c', "", 0},
+	    {'d', "", 0},
+	    {'r', "", 0},
+	    {'t', "", 0},
+	    {'s', "", 0},
+	    {'p', "", 0},
+	    {'4', "", 0},
+	    {'f', "", 0},
+	    {'+', "<a@b>", 6},
+	    {'-', "<a@b>", 6},
+	    {'2', "<a@b>", 6},
+	    {'2', "<a@b>\0NOTIFY=NEVER", 19},
+	    {'e', "<>", 3},
+	    {'e', "<s@x>\0RET=HDRS ENVID=1", 23},
+	    {'b', "x\0y\r\n", 5},
+	    {'b', "", 0},
+	    {'h', "X-A\0 v", 7},
+	    {'i', "\0\0\0\x03X-B\0v\nw", 12},
+	    {'m', "\0\0\0\x01Subject\0", 13},
+	    {'q', "held", 5},
+	    {'y', "550 5.7.1 no", 13},
+	    {'y', "421-4.3.0 a\r\n421 4.3.0 b", 25},
+	    {'O', "\0\0\0\x06\0\0\x01\xff\0\x1f\xff\xff", 12},
+	    {'O',
+	     "\0\0\0\x06"
+	     "\0\0\x01\0"
+	     "\0\0\0\0"
+	     "\0\0\0\x03"
+	     "{rcpt_addr}",
+	     28},
+	};
+	struct mh_buf orig = MH_BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		mh_buf_reset(&orig);
+		mh_codec_put_raw(&orig, cases[i].code, cases[i].payload, cases[i].len);
+		mh_buf_append(&f->b, mh_buf_head(&orig), mh_buf_size(&orig));
+		assert_int_equal(reply_of(f), MH_CODEC_OK);
+		mh_codec_put_reply(&f->b, &f->rep);
+		assert_bytes(&f->b, mh_buf_head(&orig), mh_buf_size(&orig));
+		mh_buf_reset(&f->b);
+	}
+	mh_buf_free(&orig);
+}
+
 /* ------------------------------------------------------------ malformed */
 
 struct bad_case {
@@ -1338,6 +1394,7 @@ int main(void)
 	    FX_TEST(reply_header_edits_round_trip),
 	    FX_TEST(reply_body_quarantine_replycode_round_trip),
 	    FX_TEST(reply_replycode_round_trip),
+	    FX_TEST(put_reply_re_encodes_every_decoded_reply),
 	    FX_TEST(missing_nul_is_enonul),
 	    FX_TEST(payload_on_empty_codes_is_esize),
 	    FX_TEST(wrong_layout_size_is_esize),
