@@ -1,0 +1,43 @@
+/*
+ * mh_hub - the milter manager's semantics: one SMTP session from the MTA
+ * fanned out to the child milters, their answers merged exactly as an
+ * MTA would (design §2).
+ *
+ * One mh_hub per worker process: it owns the sessions living on its
+ * libev loop. A session is plain state on the loop (an mh_mta, one
+ * mh_child per applicable child, the working copy of the message); no
+ * thread per session, no blocking wait.
+ *
+ * Ownership: conf (and the child confs it points to) must outlive the
+ * hub; a reload builds a new hub (later: workers).
+ */
+#ifndef MH_HUB_H
+#define MH_HUB_H
+
+#include <ev.h>
+#include <stddef.h>
+
+#include "child/mh_child.h"
+#include "hub/mh_status.h"
+
+struct mh_hub_conf {
+	enum mh_status fallback; /* no applicable child left (default accept) */
+	size_t body_memory_limit; /* per message, then a temp file (4 MiB) */
+	const char *tmpdir; /* NULL = $TMPDIR or /tmp */
+	double mta_timeout; /* longest wait for the MTA's next command (600 s) */
+	size_t max_payload; /* largest packet accepted from MTA and children */
+	struct mh_child_conf *children; /* chain order = configuration order */
+	size_t nchildren;
+};
+
+struct mh_hub;
+
+struct mh_hub *mh_hub_new(struct ev_loop *loop, const struct mh_hub_conf *conf);
+/* Take an accepted MTA connection (fd now owned by the hub). */
+void mh_hub_accept(struct mh_hub *h, int fd);
+/* Sessions in progress. */
+size_t mh_hub_sessions(const struct mh_hub *h);
+/* Close every session and free. */
+void mh_hub_free(struct mh_hub *h);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * mh_hub_session - private to the hub: one SMTP session's state and the
+ * functions the hub's files share (mh_hub.c: lifecycle, negotiation,
+ * dispatch, logging; mh_hub_envelope.c: the parallel barrier of design
+ * §2.2; mh_hub_content.c: the content chain of design §2.3;
+ * mh_hub_mods.c: modifications kept and emitted, replacement bodies).
+ *
+ * Memory: a session holds one small struct per configured child and,
+ * only while a transaction is open, one struct hub_txn (working header
+ * list, body, modifications). Nothing is sized for the worst case.
+ *
+ * Re-entrancy: every callback into the hub (from mh_mta or mh_child)
+ * is bracketed by hub_enter/hub_leave; a session that must end is only
+ * marked (closing) and torn down when the outermost callback leaves.
+ */
+#ifndef MH_HUB_SESSION_H
+#define MH_HUB_SESSION_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "child/mh_child.h"
+#include "hub/mh_body.h"
+#include "hub/mh_hub.h"
+#include "hub/mh_negotiate.h"
+#include "hub/mh_status.h"
+#include "mta/mh_mta.h"
+#include "protocol/mh_codec.h"
+#include "protocol/mh_message.h"
+#include "util/mh_buf.h"
+
+struct hub_session;
+
+/* What a session is waiting for. */
+enum hub_phase {
+	HUB_IDLE = 0, /* the MTA's next command */
+	HUB_NEGOTIATING, /* children connecting/negotiating */
+	HUB_BARRIER, /* envelope stage: answers of every participant */
+	HUB_LIVE, /* content: the chain head's answer to a live command */
+	HUB_CHAIN, /* end-of-message: the chain runs */
+	HUB_RESTART, /* after 'K': new children negotiating before 'C' */
+};
+
+/* One configured child within one session. */
+struct hub_child {
+	struct hub_session *s;
+	struct mh_child *link; /* NULL when gone (failed, retired, quit) */
+	const struct mh_child_conf *conf;
+	char *text; /* its 'y' text at the current stage (owned) */
+	ev_tstamp start;
+	uint32_t rcpt_seen; /* recipients of this transaction it answered */
+	uint32_t rcpt_refused; /* ... of which it refused */
+	uint16_t idx; /* chain index (configuration order) */
+	uint8_t state; /* last command it got (for the log) */
+	int8_t last; /* enum mh_status: its last answer */
+	unsigned waiting : 1; /* an answer is outstanding */
+	unsigned conn_done : 1; /* retired for the connection (design §2.2) */
+	unsigned in_txn : 1; /* takes part in the current transaction */
+	unsigned fold_pending : 1; /* failed while idle: its fallback is its next answer */
+	unsigned skip_body : 1; /* answered skip: no more body (design §2.3) */
+	unsigned skip_hdrs : 1;
+	unsigned msg_done : 1; /* finished its part of the content chain */
+	unsigned logged : 1; /* [milter][end] written */
+	unsigned live : 1; /* has been receiving content live */
+};
+
+/* A modification kept for the MTA (design §2.3: as issued, chain order). */
+struct hub_mod {
+	uint8_t code; /* h i m + - 2 */
+	uint32_t index;
+	char *a; /* header name / recipient */
+	char *b; /* header value in the MTA's form / ESMTP args; may be NULL */
+};
+
+/* Replay cursor steps for a later child of the chain. */
+enum hub_replay_step { RP_NONE, RP_HDRS, RP_EOH, RP_BODY, RP_EOM, RP_WAIT_EOM };
+
+/* Streaming form of Postfix's replacement-body normalisation (mh_message). */
+struct hub_norm {
+	uint8_t pending_cr; /* a CR not yet known to precede LF */
+	uint8_t in_line; /* bytes since the last line end */
+	uint8_t flushed; /* the end of the body was emitted */
+};
+
+/* One transaction (MAIL ... end of message), allocated at MAIL. */
+struct hub_txn {
+	struct mh_msg msg; /* envelope + headers, raw values, hidden Received on top */
+	struct mh_body body; /* the current body */
+	struct mh_body repl; /* a replacement body being received */
+	struct hub_mod *mods; /* header and recipient edits to forward */
+	size_t nmods, mods_cap;
+	struct hub_mod *pend; /* the current child's edits until its decision */
+	size_t npend, pend_cap;
+	char *chgfrom, *chgfrom_args; /* last wins (design §2.3) */
+	char *quarantine; /* last wins */
+	struct hub_child **chain; /* frozen at the first content command */
+	uint16_t nchain, pos; /* pos: the child running end-of-message */
+	uint8_t step; /* enum hub_replay_step */
+	size_t rhdr; /* next header to replay */
+	uint64_t roff; /* next body byte to replay */
+	uint64_t live_eob_off; /* body bytes the head got live (before 'E' data) */
+	struct hub_norm norm;
+	unsigned content : 1; /* chain frozen */
+	unsigned data_done : 1; /* refused-all children dropped */
+	unsigned ended : 1; /* the MTA got the message's final answer */
+	unsigned repl_active : 1; /* the current child is replacing the body */
+	unsigned body_replaced : 1; /* current body is a replacement */
+	unsigned any_continue : 1; /* some child continued at eom */
+	unsigned failed_io : 1; /* body storage failed: manager fallback */
+};
+
+struct hub_session {
+	struct mh_hub *hub;
+	struct hub_session *prev, *next;
+	struct mh_mta *mta;
+	uint64_t id;
+	ev_tstamp start;
+	struct mh_optneg offer; /* what each child is offered (must outlive links) */
+	struct mh_negotiate_macros neg_macros;
+	struct hub_child *kids;
+	struct hub_txn *txn; /* NULL outside a transaction */
+	struct mh_status_merge merge;
+	uint16_t nkids;
+	uint16_t pending; /* answers outstanding at a barrier */
+	uint16_t negpending; /* links still connecting/negotiating */
+	struct mh_buf *deferred; /* a 'C' frame that came before the links were ready */
+	uint8_t phase; /* enum hub_phase */
+	uint8_t cmd; /* the MTA command being answered */
+	int8_t result; /* enum mh_status for the [session][end] line */
+	uint8_t depth;
+	unsigned closing : 1;
+	unsigned ended_log : 1;
+	unsigned negotiated : 1;
+	unsigned mta_leadspc : 1;
+	unsigned rcpt_rejected : 1; /* this RCPT was rejected by the MTA (RCPT_REJ) */
+};
+
+struct mh_hub {
+	struct ev_loop *loop;
+	const struct mh_hub_conf *conf;
+	struct hub_session *sessions;
+	size_t nsessions;
+	uint64_t next_id;
+	struct mh_buf scratch; /* payload encoding, shared: one loop, synchronous sends */
+	uint8_t *chunk; /* MH_CHUNK_MAX bytes for body replay and emission */
+	const char *pairs[MH_ARGS_MAX]; /* macro pairs filtered for one child */
+};
+
+/* mh_hub.c */
+void hub_enter(struct hub_session *s);
+void hub_leave(struct hub_session *s);
+void hub_close(struct hub_session *s, const char *why);
+void hub_reply(struct hub_session *s, enum mh_status st, const char *text);
+void hub_child_drop(struct hub_child *k, int quit);
+void hub_child_log_end(struct hub_child *k);
+const char *hub_state_name(uint8_t cmd);
+size_t hub_macros(struct hub_child *k, uint8_t code, const char *const **pairs);
+enum mh_status hub_effective(const struct hub_child *k, enum mh_status st);
+void hub_set_text(struct hub_child *k, const char *text);
+void hub_txn_free(struct hub_session *s);
+struct hub_txn *hub_txn_new(struct hub_session *s);
+void hub_abort_txn_children(struct hub_session *s, const struct hub_child *except);
+
+/* mh_hub_envelope.c */
+void hub_envelope_command(struct hub_session *s, const struct mh_cmd *cmd);
+void hub_envelope_answer(struct hub_child *k, const struct mh_child_answer *a);
+void hub_drop_refused_all(struct hub_session *s);
+
+/* mh_hub_content.c */
+void hub_content_command(struct hub_session *s, const struct mh_cmd *cmd);
+void hub_content_answer(struct hub_child *k, const struct mh_child_answer *a);
+
+/* mh_hub_mods.c */
+void hub_mods_record(struct hub_child *k, const struct mh_reply *r);
+/* The current chain child decided: apply (keep) or drop its edits. */
+void hub_mods_child_done(struct hub_session *s, struct hub_child *k, int keep);
+void hub_mods_emit(struct hub_session *s);
+void hub_mods_free(struct hub_txn *t);
+/* Next replay chunk of the current body (normalised when replaced): bytes in *out. */
+ssize_t hub_body_next_chunk(struct hub_session *s, const uint8_t **out);
+
+#endif
