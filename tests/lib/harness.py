@@ -11,6 +11,9 @@ Standard library only. A test is a function taking one Env, registered with
                           (bounded; the error names the process and quotes
                           its stderr)
   env.testmilter(...)     start milterhub-testmilter on a fresh socket with --log
+  env.hub(config_text, listen=None)
+                          write milterhub.lua and start milterhub -c on it;
+                          returns the Proc (.spec, .config_path)
   env.mta(...)            run milterhub-mta --json, check its exit status,
                           return the parsed report
   env.run(label, argv)    run any command to completion, stderr remembered
@@ -402,6 +405,37 @@ class Env:
         # docs/tools.md: SIGTERM/SIGINT exit 0 (under MH_WRAP also: no valgrind error).
         proc = self.start(label, argv, ready=spec, expect_rc=0)
         return TestMilter(proc, spec, log_path)
+
+    @property
+    def hub_bin(self):
+        return self.tool("milterhub")
+
+    def hub(self, config_text, listen=None, args=(), label="milterhub", expect_rc=0, wait=5.0):
+        """Write `config_text` to TMP/milterhub.N.lua and start `BUILD/milterhub -c FILE`.
+
+        `listen` is the hub's socket spec (default: a fresh unix socket in
+        env.tmp). When config_text has no `manager` block, the line
+        `manager { listen = "LISTEN" }` is put in front of it; when it has
+        one, that block must name the same `listen`. Waits until the hub
+        listens (bounded; a hub that exits first fails the test with its
+        stderr). `args` are extra command-line arguments. The hub must exit
+        with `expect_rc` (0) on the SIGTERM at the end of the test.
+
+        Returns the Proc, with two extra attributes: .spec (the listen spec,
+        for env.mta(hub.spec, ...)) and .config_path.
+        """
+        spec = listen or self.unix_spec("hub.sock")
+        text = config_text
+        if not re.search(r"^\s*manager\b", text, re.M):
+            text = 'manager { listen = "%s" }\n' % spec + text
+        self._n += 1
+        config_path = self.path("milterhub.%d.lua" % self._n)
+        with open(config_path, "w") as f:
+            f.write(text)
+        argv = [self.hub_bin, "-c", config_path] + [str(a) for a in args]
+        proc = self.start(label, argv, ready=spec, wait=wait, expect_rc=expect_rc)
+        proc.spec, proc.config_path = spec, config_path
+        return proc
 
     def run(self, label, argv, timeout=60.0, wrap=True, stdin_data=None):
         argv = (WRAP if wrap else []) + [str(a) for a in argv]

@@ -1,0 +1,503 @@
+/*
+ * NAME
+ *	mh_config 3
+ * SUMMARY
+ *	milterhub.lua: run it in a Lua sandbox, validate, fill plain C structs
+ * SYNOPSIS
+ *	#include "config/mh_config.h"
+ *
+ *	void	mh_config_defaults(struct mh_config *c);
+ *	int	mh_config_load(const char *path, struct mh_config *c,
+ *			char *err, size_t errlen);
+ *	void	mh_config_show(const struct mh_config *c, FILE *out);
+ *	void	mh_config_free(struct mh_config *c);
+ * DESCRIPTION
+ *	The configuration is a Lua 5.4 program (design §4). It runs once, in
+ *	a fresh state, with two globals besides a harmless standard library:
+ *	    manager { key = value, ... }
+ *	    milter "name" { key = value, ... }
+ *	(`milter "name"` returns a function that takes the table). Each call
+ *	is validated at once against the rows of mh_config_keys.c, so an
+ *	error carries the line of its block, and fills the C structs being
+ *	built: the manager's fields of struct mh_config, one struct
+ *	mh_child_conf per milter block, in call order (= chain order).
+ *	When the program has run, the state is closed: nothing below the
+ *	daemon ever sees Lua (design §1).
+ *
+ *	Sandbox: base (without dofile, loadfile, load, collectgarbage; print
+ *	writes to stderr), string (without dump), table, math, utf8, and an
+ *	os table holding only getenv, time, clock, date, difftime. No
+ *	package/require, io or debug. The file is loaded as text (never
+ *	bytecode). Memory is capped at 64 MiB and the program at about
+ *	10^8 VM instructions, so a runaway config fails instead of hanging
+ *	--check-config.
+ *
+ *	mh_config_load() builds into a private struct and moves it into *c
+ *	only on success: a failed reload leaves the running configuration
+ *	as it was.
+ * DIAGNOSTICS
+ *	One line, always beginning "FILE:" and, where a line is known,
+ *	"FILE:LINE:":
+ *	    FILE:4: milter "spam": unknown key 'sockt' (did you mean 'socket'?)
+ *	    FILE:2: manager: key 'fallback': unknown status 'maybe' (...)
+ *	    FILE:7: milter "a": duplicate name (first at line 3)
+ *	    FILE:5: '}' expected (to close '{' at line 3) near 'milter'
+ *	    FILE: cannot read: No such file or directory
+ *	A validation error is final even when the config catches it with
+ *	pcall: the first one is reported.
+ */
+#include "config/mh_config.h"
+#include "config/mh_config_keys.h"
+#include "util/mh_buf.h"
+#include "util/mh_err.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_LISTEN "inet:10025@127.0.0.1"
+#define MEMORY_LIMIT ((size_t)64 << 20)
+#define FILE_LIMIT ((size_t)16 << 20)
+#define INSTRUCTION_STEP 10000
+#define INSTRUCTION_LIMIT 10000 /* steps: 10^8 instructions */
+#define NAME_MAX_LEN 64
+/* Lua names the chunk in its messages; the real path replaces this token. */
+#define CHUNK_TOKEN "@milterhub-config@"
+
+/* One `milter "name"` seen, with or without its table yet. */
+struct declared {
+	char *name;
+	int line;
+	int done; /* its { ... } was given */
+};
+
+struct loader {
+	const char *path;
+	struct mh_config *c; /* being built */
+	size_t cap; /* of c->hub.children */
+	struct declared *names;
+	size_t nnames, capnames;
+	int manager_line; /* 0: no manager block yet */
+	char *first_error;
+	const char *text; /* the file's bytes */
+	size_t textlen;
+	size_t mem;
+	unsigned long steps;
+};
+
+/* ------------------------------------------------------------------ defaults */
+
+void mh_config_defaults(struct mh_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->listen_text = mh_xstrdup(DEFAULT_LISTEN);
+	int rc = mh_sockspec_parse(DEFAULT_LISTEN, &c->listen, NULL, 0);
+	assert(rc == 0);
+	(void)rc;
+	c->socket_mode = 0660;
+	c->log_level = MH_LOG_INFO;
+	c->hub.fallback = MH_ST_ACCEPT; /* design §2.5 */
+	c->hub.body_memory_limit = (size_t)4 << 20;
+	c->hub.tmpdir = NULL;
+	c->hub.mta_timeout = 600;
+	c->hub.max_payload = MH_PAYLOAD_DEFAULT_MAX;
+}
+
+static void child_defaults(struct mh_child_conf *cc)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->fallback = MH_ST_ACCEPT;
+	/* design §2.5: below Sendmail's and Postfix's own milter timeouts */
+	cc->connect_timeout = 5;
+	cc->write_timeout = 7;
+	cc->read_timeout = 7;
+	cc->eom_timeout = 297;
+	cc->evaluate = 0;
+	cc->enabled = 1;
+}
+
+void mh_config_free(struct mh_config *c)
+{
+	for (size_t i = 0; i < c->hub.nchildren; i++) {
+		free(c->hub.children[i].name);
+		free(c->hub.children[i].socket_text);
+	}
+	free(c->hub.children);
+	free(c->path);
+	free(c->listen_text);
+	free(c->tmpdir);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ------------------------------------------------------------ error handling */
+
+/* The line of the Lua code that called the running C function. */
+static int caller_line(lua_State *L)
+{
+	lua_Debug ar;
+	for (int level = 1; level < 16 && lua_getstack(L, level, &ar); level++)
+		if (lua_getinfo(L, "l", &ar) && ar.currentline > 0)
+			return ar.currentline;
+	return 0;
+}
+
+/* Raise "FILE:LINE: message" (and remember the first, see DIAGNOSTICS). */
+static int fail(lua_State *L, struct loader *ld, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(lua_State *L, struct loader *ld, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* No heap here: lua_pushstring may raise, and nothing must leak then. */
+	char full[1400];
+	if (line > 0)
+		snprintf(full, sizeof(full), "%s:%d: %s", ld->path, line, msg);
+	else
+		snprintf(full, sizeof(full), "%s: %s", ld->path, msg);
+	if (ld->first_error == NULL)
+		ld->first_error = mh_xstrdup(full);
+	lua_pushstring(L, full);
+	return lua_error(L);
+}
+
+/* ------------------------------------------------------------- constructors */
+
+static struct loader *upvalue_loader(lua_State *L)
+{
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int l_manager(lua_State *L)
+{
+	struct loader *ld = upvalue_loader(L);
+	int line = caller_line(L);
+	if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TTABLE)
+		return fail(L, ld, line,
+		            "manager: expected one table, as in manager { listen = \"%s\" }",
+		            DEFAULT_LISTEN);
+	if (ld->manager_line)
+		return fail(L, ld, line,
+		            "manager: a second manager block (the first is at line %d)",
+		            ld->manager_line);
+	ld->manager_line = line;
+	char why[768];
+	if (mh_config_parse_block(L, 1, ld->c, mh_config_manager_keys, "", why, sizeof(why)) < 0)
+		return fail(L, ld, line, "manager: %s", why);
+	return 0;
+}
+
+static int l_milter_block(lua_State *L)
+{
+	struct loader *ld = upvalue_loader(L);
+	struct declared *d = &ld->names[lua_tointeger(L, lua_upvalueindex(2))];
+	int line = caller_line(L);
+	if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TTABLE)
+		return fail(L, ld, line,
+		            "milter \"%s\": expected a table, as in milter \"%s\" { socket = ... }",
+		            d->name, d->name);
+	if (d->done)
+		return fail(L, ld, line, "milter \"%s\": duplicate name (first at line %d)",
+		            d->name, d->line);
+	d->done = 1;
+
+	/* Append first, then fill: whatever happens, the config can free it. */
+	struct mh_hub_conf *hub = &ld->c->hub;
+	if (hub->nchildren == ld->cap) {
+		ld->cap = ld->cap ? 2 * ld->cap : 4;
+		hub->children = mh_xrealloc(hub->children, ld->cap * sizeof(*hub->children));
+	}
+	struct mh_child_conf *cc = &hub->children[hub->nchildren++];
+	child_defaults(cc);
+	cc->name = mh_xstrdup(d->name);
+
+	char why[768];
+	if (mh_config_parse_block(L, 1, cc, mh_config_milter_keys, "", why, sizeof(why)) < 0)
+		return fail(L, ld, line, "milter \"%s\": %s", d->name, why);
+	if (cc->socket_text == NULL)
+		return fail(L, ld, line, "milter \"%s\": missing key 'socket'", d->name);
+	return 0;
+}
+
+/* Names show up in logs, statistics labels and --show-config: keep them plain. */
+static int good_name(const char *s, size_t n)
+{
+	if (n == 0 || n > NAME_MAX_LEN || strlen(s) != n)
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:@+") ==
+	       n;
+}
+
+static int l_milter(lua_State *L)
+{
+	struct loader *ld = upvalue_loader(L);
+	int line = caller_line(L);
+	if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING)
+		return fail(L, ld, line,
+		            "milter: expected a name, as in milter \"name\" { socket = ... }");
+	size_t n;
+	const char *name = lua_tolstring(L, 1, &n);
+	if (!good_name(name, n))
+		return fail(L, ld, line,
+		            "milter \"%.*s\": a name is 1 to %d letters, digits or ._-:@+",
+		            (int)(n > 80 ? 80 : n), name, NAME_MAX_LEN);
+	for (size_t i = 0; i < ld->nnames; i++)
+		if (strcmp(ld->names[i].name, name) == 0)
+			return fail(L, ld, line, "milter \"%s\": duplicate name (first at line %d)",
+			            name, ld->names[i].line);
+	if (ld->nnames == ld->capnames) {
+		ld->capnames = ld->capnames ? 2 * ld->capnames : 8;
+		ld->names = mh_xrealloc(ld->names, ld->capnames * sizeof(*ld->names));
+	}
+	ld->names[ld->nnames] = (struct declared){mh_xstrdup(name), line, 0};
+	lua_pushlightuserdata(L, ld);
+	lua_pushinteger(L, (lua_Integer)ld->nnames++);
+	lua_pushcclosure(L, l_milter_block, 2);
+	return 1;
+}
+
+/* ------------------------------------------------------------------ sandbox */
+
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct loader *ld = ud;
+	size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
+	if (nsize == 0) {
+		free(ptr);
+		ld->mem -= old;
+		return NULL;
+	}
+	if (nsize > old && ld->mem + (nsize - old) > MEMORY_LIMIT)
+		return NULL; /* Lua raises "not enough memory" */
+	void *p = realloc(ptr, nsize);
+	if (p != NULL)
+		ld->mem = ld->mem - old + nsize;
+	return p;
+}
+
+static void l_hook(lua_State *L, lua_Debug *ar)
+{
+	void *ud;
+	lua_getallocf(L, &ud);
+	struct loader *ld = ud;
+	if (++ld->steps < INSTRUCTION_LIMIT)
+		return;
+	int line = lua_getinfo(L, "l", ar) ? ar->currentline : 0;
+	fail(L, ld, line, "the configuration runs too long (an endless loop?)");
+}
+
+/* print() goes to stderr: stdout belongs to --show-config and --check-config. */
+static int l_print(lua_State *L)
+{
+	int n = lua_gettop(L);
+	for (int i = 1; i <= n; i++) {
+		size_t len;
+		const char *s = luaL_tolstring(L, i, &len); /* may call __tostring, may raise */
+		if (i > 1)
+			fputc('\t', stderr);
+		fwrite(s, 1, len, stderr);
+		lua_pop(L, 1);
+	}
+	fputc('\n', stderr);
+	return 0;
+}
+
+static void open_sandbox(lua_State *L, struct loader *ld)
+{
+	static const luaL_Reg libs[] = {
+	    {LUA_GNAME, luaopen_base},        {LUA_TABLIBNAME, luaopen_table},
+	    {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+	    {LUA_UTF8LIBNAME, luaopen_utf8},  {NULL, NULL},
+	};
+	for (const luaL_Reg *lib = libs; lib->func; lib++) {
+		luaL_requiref(L, lib->name, lib->func, 1);
+		lua_pop(L, 1);
+	}
+	static const char *const drop[] = {"dofile", "loadfile", "load", "collectgarbage", NULL};
+	for (const char *const *g = drop; *g; g++) {
+		lua_pushnil(L);
+		lua_setglobal(L, *g);
+	}
+	lua_getglobal(L, LUA_STRLIBNAME);
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump"); /* bytecode is not for configs */
+	lua_pop(L, 1);
+	lua_pushcfunction(L, l_print);
+	lua_setglobal(L, "print");
+
+	/* os: only what reads the clock or the environment. */
+	static const char *const os_keep[] = {"getenv", "time", "clock", "date", "difftime", NULL};
+	lua_pushcfunction(L, luaopen_os);
+	lua_call(L, 0, 1);
+	lua_newtable(L);
+	for (const char *const *k = os_keep; *k; k++) {
+		lua_getfield(L, -2, *k);
+		lua_setfield(L, -2, *k);
+	}
+	lua_setglobal(L, LUA_OSLIBNAME);
+	lua_pop(L, 1);
+
+	lua_pushlightuserdata(L, ld);
+	lua_pushcclosure(L, l_manager, 1);
+	lua_setglobal(L, "manager");
+	lua_pushlightuserdata(L, ld);
+	lua_pushcclosure(L, l_milter, 1);
+	lua_setglobal(L, "milter");
+}
+
+/* ------------------------------------------------------------------ loading */
+
+/* Whole-config checks, once every block has been seen. */
+static void check_whole(lua_State *L, struct loader *ld)
+{
+	for (size_t i = 0; i < ld->nnames; i++)
+		if (!ld->names[i].done)
+			fail(L, ld, ld->names[i].line,
+			     "milter \"%s\": no settings (write milter \"%s\" { socket = ... })",
+			     ld->names[i].name, ld->names[i].name);
+	const struct mh_hub_conf *hub = &ld->c->hub;
+	for (size_t i = 0; i < hub->nchildren; i++) {
+		if (strcmp(hub->children[i].sock.text, ld->c->listen.text) != 0)
+			continue;
+		int line = 0;
+		for (size_t j = 0; j < ld->nnames; j++)
+			if (strcmp(ld->names[j].name, hub->children[i].name) == 0)
+				line = ld->names[j].line;
+		fail(L, ld, line,
+		     "milter \"%s\": key 'socket': %s is the manager's own listen socket",
+		     hub->children[i].name, hub->children[i].sock.text);
+	}
+}
+
+/* Runs under lua_pcall (every Lua error lands there): arg 1 the loader. */
+static int load_protected(lua_State *L)
+{
+	struct loader *ld = lua_touserdata(L, 1);
+	open_sandbox(L, ld);
+	if (luaL_loadbufferx(L, ld->text, ld->textlen, "=" CHUNK_TOKEN, "t") != LUA_OK)
+		return lua_error(L);
+	lua_sethook(L, l_hook, LUA_MASKCOUNT, INSTRUCTION_STEP);
+	lua_call(L, 0, 0);
+	lua_sethook(L, NULL, 0, 0);
+	if (ld->first_error) /* raised, then caught by the config's own pcall */
+		return lua_error(L);
+	check_whole(L, ld);
+	return 0;
+}
+
+static int read_file(const char *path, struct mh_buf *out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return mh_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		mh_buf_append(out, chunk, n);
+		if (mh_buf_size(out) > FILE_LIMIT) {
+			fclose(f);
+			return mh_errf(err, errlen, "%s: larger than %zu bytes", path, FILE_LIMIT);
+		}
+	}
+	int bad = ferror(f);
+	int saved = errno;
+	fclose(f);
+	if (bad)
+		return mh_errf(err, errlen, "%s: cannot read: %s", path, strerror(saved));
+	return 0;
+}
+
+/* Lua's message for a failed run, with the chunk token replaced by the path. */
+static void lua_message(lua_State *L, int rc, const struct loader *ld, char *err, size_t errlen)
+{
+	if (ld->first_error) {
+		mh_errf(err, errlen, "%s", ld->first_error);
+		return;
+	}
+	if (rc == LUA_ERRMEM) {
+		mh_errf(err, errlen, "%s: the configuration needs more than %zu MiB of memory",
+		        ld->path, MEMORY_LIMIT >> 20);
+		return;
+	}
+	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	if (msg == NULL)
+		mh_errf(err, errlen, "%s: error (the error object is a %s value)", ld->path,
+		        luaL_typename(L, -1));
+	else if (strncmp(msg, CHUNK_TOKEN ":", strlen(CHUNK_TOKEN) + 1) == 0)
+		mh_errf(err, errlen, "%s:%s", ld->path, msg + strlen(CHUNK_TOKEN) + 1);
+	else
+		mh_errf(err, errlen, "%s: %s", ld->path, msg);
+}
+
+int mh_config_load(const char *path, struct mh_config *c, char *err, size_t errlen)
+{
+	struct mh_buf text = MH_BUF_INIT;
+	if (read_file(path, &text, err, errlen) < 0) {
+		mh_buf_free(&text);
+		return -1;
+	}
+	struct mh_config tmp;
+	mh_config_defaults(&tmp);
+	struct loader ld = {.path = path,
+	                    .c = &tmp,
+	                    .text = text.data ? (const char *)mh_buf_head(&text) : "",
+	                    .textlen = mh_buf_size(&text)};
+
+	int rc;
+	lua_State *L = lua_newstate(l_alloc, &ld);
+	if (L == NULL) {
+		rc = mh_errf(err, errlen, "%s: cannot create a Lua state", path);
+	} else {
+		lua_pushcfunction(L, load_protected);
+		lua_pushlightuserdata(L, &ld);
+		int lrc = lua_pcall(L, 1, 0, 0);
+		if (lrc != LUA_OK) {
+			lua_message(L, lrc, &ld, err, errlen);
+			rc = -1;
+		} else {
+			rc = 0;
+		}
+		lua_close(L);
+	}
+	mh_buf_free(&text);
+	for (size_t i = 0; i < ld.nnames; i++)
+		free(ld.names[i].name);
+	free(ld.names);
+	free(ld.first_error);
+	if (rc < 0) {
+		mh_config_free(&tmp);
+		return -1;
+	}
+	tmp.path = mh_xstrdup(path);
+	tmp.hub.tmpdir = tmp.tmpdir;
+	*c = tmp;
+	return 0;
+}
+
+/* --------------------------------------------------------------------- show */
+
+void mh_config_show(const struct mh_config *c, FILE *out)
+{
+	fprintf(out, "-- milterhub configuration from %s, every default filled in\n",
+	        c->path ? c->path : "the built-in defaults");
+	fputs("manager {\n", out);
+	mh_config_show_block(out, c, mh_config_manager_keys);
+	fputs("}\n", out);
+	if (c->hub.nchildren == 0)
+		fputs("-- no milter blocks: every session gets the manager's fallback\n", out);
+	for (size_t i = 0; i < c->hub.nchildren; i++) {
+		const struct mh_child_conf *cc = &c->hub.children[i];
+		fputs("\nmilter ", out);
+		mh_config_show_string(out, cc->name);
+		fputs(" {\n", out);
+		mh_config_show_block(out, cc, mh_config_milter_keys);
+		fputs("}\n", out);
+	}
+}
