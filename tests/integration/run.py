@@ -28,6 +28,11 @@ import failures  # noqa: E402,F401
 import sendmail  # noqa: E402,F401
 import load  # noqa: E402,F401
 import details  # noqa: E402,F401
+import hub_envelope  # noqa: E402,F401
+import hub_content  # noqa: E402,F401
+import hub_negotiation  # noqa: E402,F401
+import hub_failures  # noqa: E402,F401
+import daemon  # noqa: E402,F401
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]
 
