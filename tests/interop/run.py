@@ -5,7 +5,9 @@ run.py - milterhub interop suite: our tools against real third-party peers.
   - milterhub-mta against libmilter_milter (a milter on Debian's libmilter,
     tests/interop/libmilter_milter.c), over unix and TCP sockets;
   - Sendmail's miltertest running tests/interop/testmilter.lua against
-    milterhub-testmilter.
+    milterhub-testmilter;
+  - Debian's Postfix (private instances) with milterhub in front of opendkim and
+    libmilter_milter: tests/interop/postfix_hub.py, registered by importing it below.
 
   tests/interop/run.py --build BUILD_DIR [--filter SUBSTR] [--jobs N] [--list]
 
@@ -161,6 +163,8 @@ def miltertest_script_passes_against_testmilter(env):
         raise AssertionError("miltertest exited %s%s" % (r.returncode,
                              "".join("\n  " + s for s in out) or " (no output)"))
 
+
+import postfix_hub  # noqa: E402,F401  (registers the Postfix interop tests)
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]
 
