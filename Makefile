@@ -3,7 +3,7 @@
 #   make / make build     install missing Debian packages, configure build/ once, ninja
 #   make test             build, then tests/run (unit, integration, interop, fuzz)
 #   make test SANITIZE=1  the same in build-san/ with ASan+UBSan; any report is fatal
-#   make demo             build, then scripts/demo (runs the tools end to end)
+#   make demo             build, then scripts/demo (runs the hub and the tools end to end)
 #   make bench            bench/run if present
 #   make format           clang-format -i on src/ tools/ tests/
 #   make clean            remove the build directories
