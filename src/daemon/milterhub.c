@@ -101,7 +101,7 @@ static void accept_pending(struct daemon *d)
 	for (;;) {
 		int fd = accept4(d->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			mh_socket_nodelay(fd); /* design §7 */
+			/* TCP_NODELAY (design §7): mh_conn_new sets it. */
 			mh_hub_accept(d->hub, fd);
 			continue;
 		}

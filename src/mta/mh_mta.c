@@ -593,16 +593,6 @@ static const struct mh_conn_ops conn_ops = {
     .on_close = on_conn_close,
 };
 
-static int is_tcp(int fd)
-{
-	int domain = 0;
-	socklen_t len = sizeof(domain);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-		return 0;
-	return domain == AF_INET || domain == AF_INET6;
-}
-
 struct mh_mta *mh_mta_new(struct ev_loop *loop, int fd, size_t max_payload, double idle_timeout,
                           uint64_t session_id, const struct mh_mta_ops *ops, void *arg)
 {
@@ -613,8 +603,8 @@ struct mh_mta *mh_mta_new(struct ev_loop *loop, int fd, size_t max_payload, doub
 	m->id = session_id;
 	m->idle_timeout = idle_timeout;
 	m->state = MTA_START;
-	m->tcp = is_tcp(fd);
 	m->conn = mh_conn_new(loop, fd, max_payload, &conn_ops, m);
+	m->tcp = mh_conn_is_tcp(m->conn); /* the family was looked up once, there */
 	arm_idle(m);
 	return m;
 }

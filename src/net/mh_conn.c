@@ -30,16 +30,32 @@
  *	ETIMEDOUT (the peer was never reached).
  *
  * PAUSE
- *	mh_conn_pause() stops reading; bytes of the current read that follow
- *	the frame during which it was paused are kept in c->pending and
- *	delivered, in order, after mh_conn_resume() (from the loop).
+ *	mh_conn_pause() stops delivering, not reading: the read watcher stays
+ *	started (stopping and restarting it costs an epoll_ctl per command
+ *	of the MTA, which pauses until the hub answers: design §7). Bytes of
+ *	the current read that follow the frame during which it was paused,
+ *	and bytes that arrive while paused, are kept in c->pending and
+ *	delivered, in order, after mh_conn_resume() (from the loop). Once
+ *	c->pending holds MH_CONN_PAUSE_MAX bytes the watcher is stopped, so
+ *	a peer that keeps writing meets back-pressure in the kernel. EOF or
+ *	a read error seen while paused stops the watcher too and is reported
+ *	only after resume, once the frames before it have been delivered.
  *
  * MEMORY
  *	Reads go through a 64 KiB stack buffer, so an idle conn holds only
  *	the struct, plus the reader's and the output buffer's storage; both
  *	are released when idle if they grew above MH_CONN_KEEP bytes (a body
  *	chunk must not pin 64 KiB per conn: design §7, 10,000 sessions x 3
- *	conns in < 256 MiB).
+ *	conns in < 256 MiB). c->pending exists only while paused with bytes
+ *	waiting (at most MH_CONN_PAUSE_MAX plus one read) and is freed once
+ *	delivered.
+ *
+ * SYSCALLS
+ *	The socket family is looked up once (TCP_NODELAY only on TCP); a
+ *	connect() that completed at once (always so for unix sockets) is
+ *	reported from the loop without waiting for writability or asking
+ *	SO_ERROR. One read() per readiness; the next read happens only when
+ *	epoll says there is more.
  *
  * SIGNALS
  *	Sockets are written with send(MSG_NOSIGNAL); a non-socket fd falls
@@ -49,16 +65,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define MH_CONN_READ_CHUNK 65536
 #define MH_CONN_KEEP 1024
+#define MH_CONN_PAUSE_MAX 65536 /* bytes read ahead while paused */
 
 struct mh_conn {
 	struct ev_loop *loop;
-	ev_io rio; /* readable; stopped while paused or connecting */
+	ev_io rio; /* readable; stopped while connecting, or paused with a full pending */
 	ev_io wio; /* writable; active while output waits or connecting */
 	ev_timer timer; /* the single deadline */
 	const struct mh_conn_ops *ops;
@@ -67,13 +86,17 @@ struct mh_conn {
 	struct mh_buf out; /* frames waiting for the kernel */
 	struct mh_buf pending; /* read but not yet fed (paused mid-read) */
 	int fd;
+	int family; /* AF_UNIX, AF_INET, ... (0 when not a socket) */
 	int last_error;
+	int rd_error; /* read error (errno) seen while paused */
 	unsigned in_callback; /* depth of callbacks into the owner */
 	unsigned closed : 1; /* no more callbacks; free at depth 0 */
 	unsigned paused : 1;
 	unsigned connecting : 1;
 	unsigned not_socket : 1; /* send() gave ENOTSOCK: use write() */
 	unsigned failing : 1; /* failure waiting to be reported */
+	unsigned at_once : 1; /* connect() completed in the call */
+	unsigned rd_end : 1; /* EOF or read error seen while paused: report after resume */
 	enum mh_conn_why fail_why;
 };
 
@@ -224,20 +247,71 @@ static int conn_write(struct mh_conn *c)
 	return 0;
 }
 
+/* EOF or a read error: report it (the reader tells EOF from a cut frame). */
+static void conn_read_end(struct mh_conn *c, int err)
+{
+	c->last_error = err;
+	if (err != 0)
+		conn_fail(c, MH_CONN_IOERR);
+	else
+		conn_fail(c, mh_frame_reader_idle(&c->reader) ? MH_CONN_EOF : MH_CONN_IOERR);
+}
+
+/* Paused: keep what arrives, up to MH_CONN_PAUSE_MAX, then stop reading. */
+static void read_while_paused(struct mh_conn *c)
+{
+	size_t have = mh_buf_size(&c->pending);
+	uint8_t buf[MH_CONN_READ_CHUNK];
+	ssize_t n;
+
+	if (have >= MH_CONN_PAUSE_MAX) {
+		ev_io_stop(c->loop, &c->rio);
+		return;
+	}
+	size_t room = MH_CONN_PAUSE_MAX - have;
+	do
+		n = read(c->fd, buf, room < sizeof(buf) ? room : sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		mh_buf_append(&c->pending, buf, (size_t)n);
+		have += (size_t)n;
+	} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+		c->rd_end = 1;
+		c->rd_error = n == 0 ? 0 : errno;
+	}
+	if (c->rd_end || have >= MH_CONN_PAUSE_MAX)
+		ev_io_stop(c->loop, &c->rio);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct mh_conn *c = w->data;
 	enter(c);
-	if (mh_buf_size(&c->pending) > 0) {
+	if (mh_buf_size(&c->pending) > 0 && !stopped(c)) {
 		size_t used = conn_deliver(c, mh_buf_head(&c->pending), mh_buf_size(&c->pending));
 		if (c->closed)
 			goto out;
 		mh_buf_consume(&c->pending, used);
-		if (mh_buf_size(&c->pending) > 0)
+		if (mh_buf_size(&c->pending) > 0) {
+			if (c->paused && (revents & EV_READ) && !c->rd_end && ev_is_active(&c->rio))
+				read_while_paused(c);
 			goto out; /* paused again */
+		}
 		mh_buf_free(&c->pending);
 	}
-	if (!(revents & EV_READ) || stopped(c))
+	if (c->closed || c->failing)
+		goto out;
+	if (c->paused) {
+		if ((revents & EV_READ) && !c->rd_end && ev_is_active(&c->rio))
+			read_while_paused(c);
+		goto out;
+	}
+	if (c->rd_end) {
+		/* EOF / error seen while paused, after the frames before it. */
+		conn_read_end(c, c->rd_error);
+		goto out;
+	}
+	if (!(revents & EV_READ))
 		goto out;
 
 	uint8_t buf[MH_CONN_READ_CHUNK];
@@ -250,12 +324,9 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		if (!c->closed && !c->failing && used < (size_t)n)
 			mh_buf_append(&c->pending, buf + used, (size_t)n - used);
 	} else if (n == 0) {
-		int clean = mh_frame_reader_idle(&c->reader);
-		c->last_error = 0;
-		conn_fail(c, clean ? MH_CONN_EOF : MH_CONN_IOERR);
+		conn_read_end(c, 0);
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-		c->last_error = errno;
-		conn_fail(c, MH_CONN_IOERR);
+		conn_read_end(c, errno);
 	}
 	if (!c->closed)
 		conn_trim(c);
@@ -267,9 +338,11 @@ static void connect_done(struct mh_conn *c)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	if (c->at_once)
+		; /* connect() returned 0: nothing to ask the kernel */
+	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
-	if (err == 0) {
+	if (err == 0 && !c->at_once) {
 		/* A unix connect that "succeeded" may still be refused later;
 		 * a TCP one that has not finished reports nothing yet. */
 		struct sockaddr_storage ss;
@@ -283,10 +356,10 @@ static void connect_done(struct mh_conn *c)
 		return;
 	}
 	c->connecting = 0;
+	c->at_once = 0;
 	ev_timer_stop(c->loop, &c->timer); /* the deadline bounded the connect */
 	ev_io_stop(c->loop, &c->wio);
-	if (!c->paused)
-		ev_io_start(c->loop, &c->rio);
+	ev_io_start(c->loop, &c->rio); /* also when paused: reads are kept in pending */
 	if (c->ops->on_connected != NULL) {
 		c->ops->on_connected(c, c->arg);
 		if (c->closed)
@@ -345,8 +418,14 @@ struct mh_conn *mh_conn_new(struct ev_loop *loop, int fd, size_t max_payload,
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	mh_socket_nodelay(fd); /* design §7: every TCP socket */
 	struct mh_conn *c = conn_alloc(loop, fd, max_payload, ops, arg);
+	socklen_t len = sizeof(c->family);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &c->family, &len) < 0)
+		c->family = 0;
+	if (c->family == AF_INET || c->family == AF_INET6) {
+		int one = 1; /* design §7: every TCP socket */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	ev_io_start(loop, &c->rio);
 	return c;
 }
@@ -355,13 +434,20 @@ struct mh_conn *mh_conn_connect(struct ev_loop *loop, const struct mh_sockspec *
                                 size_t max_payload, const struct mh_conn_ops *ops, void *arg,
                                 char *err, size_t errlen)
 {
-	int fd = mh_sockspec_connect(s, err, errlen);
+	int done = 0;
+	int fd = mh_sockspec_connect_ex(s, &done, err, errlen);
 	if (fd < 0)
 		return NULL;
 	struct mh_conn *c = conn_alloc(loop, fd, max_payload, ops, arg);
+	c->family = s->family;
 	c->connecting = 1;
-	/* Even a connect that completed at once is reported from the loop. */
-	ev_io_start(loop, &c->wio);
+	c->at_once = done != 0;
+	/* Even a connect that completed at once is reported from the loop:
+	 * fed to the write watcher, without waiting for writability. */
+	if (c->at_once)
+		ev_feed_event(loop, &c->wio, EV_CUSTOM);
+	else
+		ev_io_start(loop, &c->wio);
 	if (timeout > 0)
 		mh_conn_set_deadline(c, timeout);
 	return c;
@@ -403,8 +489,7 @@ void mh_conn_pause(struct mh_conn *c)
 {
 	if (c->closed || c->paused)
 		return;
-	c->paused = 1;
-	ev_io_stop(c->loop, &c->rio);
+	c->paused = 1; /* soft: the watcher stays (see PAUSE above) */
 }
 
 void mh_conn_resume(struct mh_conn *c)
@@ -414,9 +499,10 @@ void mh_conn_resume(struct mh_conn *c)
 	c->paused = 0;
 	if (c->connecting || c->failing)
 		return;
-	ev_io_start(c->loop, &c->rio);
+	if (!c->rd_end && !ev_is_active(&c->rio))
+		ev_io_start(c->loop, &c->rio);
 	/* Bytes kept while paused go first, from the loop (not from here). */
-	if (mh_buf_size(&c->pending) > 0)
+	if (mh_buf_size(&c->pending) > 0 || c->rd_end)
 		ev_feed_event(c->loop, &c->rio, EV_CUSTOM);
 }
 
@@ -444,4 +530,9 @@ int mh_conn_fd(const struct mh_conn *c)
 int mh_conn_last_error(const struct mh_conn *c)
 {
 	return c->last_error;
+}
+
+int mh_conn_is_tcp(const struct mh_conn *c)
+{
+	return c->family == AF_INET || c->family == AF_INET6;
 }

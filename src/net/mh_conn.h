@@ -67,7 +67,13 @@ void mh_conn_flush(struct mh_conn *c);
  */
 void mh_conn_set_deadline(struct mh_conn *c, double seconds);
 
-/* Stop/restart reading (back-pressure); frames already buffered wait. */
+/*
+ * Stop/restart delivering frames; frames already buffered wait. Pause is
+ * soft: bytes that arrive while paused are read ahead into the conn (up
+ * to 64 KiB, then reading stops: back-pressure) and delivered in order
+ * after resume, from the loop; EOF or an error seen while paused is
+ * reported only after resume, after the frames before it.
+ */
 void mh_conn_pause(struct mh_conn *c);
 void mh_conn_resume(struct mh_conn *c);
 
@@ -81,5 +87,7 @@ void mh_conn_set_arg(struct mh_conn *c, void *arg);
 int mh_conn_fd(const struct mh_conn *c);
 /* codec error or errno behind the last close reason. */
 int mh_conn_last_error(const struct mh_conn *c);
+/* 1 when the conn is a TCP socket (AF_INET / AF_INET6). */
+int mh_conn_is_tcp(const struct mh_conn *c);
 
 #endif

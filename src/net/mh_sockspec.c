@@ -315,20 +315,33 @@ out_close:
 	return -1;
 }
 
-int mh_sockspec_connect(const struct mh_sockspec *s, char *err, size_t errlen)
+int mh_sockspec_connect_ex(const struct mh_sockspec *s, int *done, char *err, size_t errlen)
 {
+	*done = 0;
 	int fd = socket(s->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return mh_errf(err, errlen, "socket for %s: %s", s->text, strerror(errno));
-	mh_socket_nodelay(fd);
-	if (connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0 &&
-	    errno != EINPROGRESS && errno != EINTR) {
+	if (s->family == AF_INET || s->family == AF_INET6) {
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) == 0) {
+		*done = 1;
+		return fd;
+	}
+	if (errno != EINPROGRESS && errno != EINTR) {
 		/* Unix sockets report a full backlog as EAGAIN: not in progress. */
 		mh_errf(err, errlen, "connect %s: %s", s->text, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+int mh_sockspec_connect(const struct mh_sockspec *s, char *err, size_t errlen)
+{
+	int done;
+	return mh_sockspec_connect_ex(s, &done, err, errlen);
 }
 
 void mh_socket_nodelay(int fd)

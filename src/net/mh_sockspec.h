@@ -42,6 +42,11 @@ int mh_sockspec_listen(const struct mh_sockspec *s, int backlog, unsigned mode, 
  * TCP sockets get TCP_NODELAY.
  */
 int mh_sockspec_connect(const struct mh_sockspec *s, char *err, size_t errlen);
+/*
+ * The same; *done is set to 1 when connect() completed at once (then no
+ * SO_ERROR check is needed), 0 when it is in progress.
+ */
+int mh_sockspec_connect_ex(const struct mh_sockspec *s, int *done, char *err, size_t errlen);
 
 /* Set TCP_NODELAY on TCP sockets (no-op elsewhere); used after accept(). */
 void mh_socket_nodelay(int fd);

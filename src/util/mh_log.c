@@ -17,7 +17,9 @@
  *	mh_log_set_level() overrides it. Lines below the threshold are
  *	dropped before any formatting.
  *	mh_log_set_ident() copies the name (truncated to 63 bytes).
- *	The pid is read per line, so children after fork() log their own.
+ *	The pid is cached (one getpid(2) per process, not per line: the hub
+ *	logs lines per session) and refreshed in the child of a fork() by a
+ *	pthread_atfork() handler, so children after fork() log their own.
  *
  * DIAGNOSTICS
  *	An unknown MILTERHUB_LOG_LEVEL is ignored (threshold stays INFO).
@@ -27,6 +29,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +43,25 @@ static int log_level = -1; /* -1: not yet initialised from the environment */
 static char log_ident[64] = "milterhub";
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERR"};
+
+static long log_pid; /* 0: not read yet, or reset in a fork()ed child */
+
+static void pid_reset(void)
+{
+	log_pid = 0;
+}
+
+static long cached_pid(void)
+{
+	static int hooked;
+	if (!hooked) {
+		hooked = 1;
+		(void)pthread_atfork(NULL, NULL, pid_reset);
+	}
+	if (log_pid == 0)
+		log_pid = (long)getpid();
+	return log_pid;
+}
 
 static int level_from_env(void)
 {
@@ -89,6 +111,7 @@ void mh_log(enum mh_log_level lvl, uint64_t id, const char *fmt, ...)
 	int saved_errno = errno;
 	unsigned li = (unsigned)lvl < 4 ? (unsigned)lvl : MH_LOG_ERR;
 
+	long pid = cached_pid();
 	char stackbuf[MH_LOG_LINE];
 	char *line = stackbuf;
 	size_t size = sizeof(stackbuf);
@@ -97,11 +120,10 @@ void mh_log(enum mh_log_level lvl, uint64_t id, const char *fmt, ...)
 	for (;;) {
 		int p;
 		if (id != 0)
-			p = snprintf(line, size, "%s[%ld]: %s [%" PRIu64 "] ", log_ident,
-			             (long)getpid(), level_names[li], id);
+			p = snprintf(line, size, "%s[%ld]: %s [%" PRIu64 "] ", log_ident, pid,
+			             level_names[li], id);
 		else
-			p = snprintf(line, size, "%s[%ld]: %s ", log_ident, (long)getpid(),
-			             level_names[li]);
+			p = snprintf(line, size, "%s[%ld]: %s ", log_ident, pid, level_names[li]);
 		if (p < 0 || (size_t)p >= size) {
 			n = -1;
 			break;

@@ -1,7 +1,8 @@
 /*
  * test_conn - mh_conn over real sockets on one libev loop: frame order,
  * frames split across writes, partial writes, deadline, EOF, malformed
- * input, pause/resume, async connect, and closing from inside callbacks.
+ * input, pause/resume (soft: read-ahead while paused, bounded; EOF while
+ * paused), async connect, and closing from inside callbacks.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -380,7 +382,7 @@ static void pause_holds_frames_until_resume(void **state)
 	assert_true(run_for(f->loop, 5));
 	assert_int_equal(f->b.npackets, 4);
 	assert_memory_equal(f->b.codes, "NTHQ", 4);
-	/* paused again from outside: later bytes wait in the kernel */
+	/* paused again from outside: later bytes are read ahead, not delivered */
 	mh_conn_pause(f->b.conn);
 	write_all(f->fds[0], "\0\0\0\x01N", 5);
 	assert_false(run_for(f->loop, 0.05));
@@ -389,6 +391,100 @@ static void pause_holds_frames_until_resume(void **state)
 	f->b.stop_at = 5;
 	assert_true(run_for(f->loop, 5));
 	assert_int_equal(f->b.codes[4], 'N');
+}
+
+/* Soft pause: read-ahead stops at 64 KiB, the rest stays in the kernel. */
+static void pause_reads_ahead_at_most_64k(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 60, LEN = 1995 }; /* 60 x 2000 bytes: above 64 KiB, below MAXPKT */
+	static uint8_t wire[N * (LEN + 5)];
+	wrap_b(f);
+	mh_conn_pause(f->b.conn);
+	for (int i = 0; i < N; i++) {
+		uint8_t *p = wire + i * (LEN + 5);
+		p[0] = 0;
+		p[1] = 0;
+		p[2] = (LEN + 1) >> 8;
+		p[3] = (LEN + 1) & 0xff;
+		p[4] = 'B';
+		memset(p + 5, 'a' + i % 26, LEN);
+	}
+	write_all(f->fds[0], wire, sizeof(wire));
+	assert_false(run_for(f->loop, 0.05));
+	assert_int_equal(f->b.npackets, 0);
+	int left = -1;
+	assert_int_equal(ioctl(mh_conn_fd(f->b.conn), FIONREAD, &left), 0);
+	assert_int_equal(left, (int)sizeof(wire) - 65536); /* reading stopped at the bound */
+	mh_conn_resume(f->b.conn);
+	f->b.stop_at = N;
+	assert_true(run_for(f->loop, 5));
+	assert_int_equal(f->b.npackets, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(f->b.codes[i], 'B');
+		assert_int_equal(f->b.lens[i], LEN);
+		assert_int_equal(f->b.bytes.data[i * LEN], 'a' + i % 26);
+	}
+	assert_int_equal(f->b.nclosed, 0);
+}
+
+/* EOF seen while paused waits for resume and for the frames before it. */
+static void eof_while_paused_comes_after_resume_and_frames(void **state)
+{
+	struct fixture *f = *state;
+	wrap_b(f);
+	write_all(f->fds[0], "\0\0\0\x01N\0\0\0\x01T\0\0\0\x01Q", 15);
+	close(f->fds[0]);
+	f->fds[0] = -1;
+	f->b.pause_at = 1;
+	assert_false(run_for(f->loop, 0.1));
+	assert_int_equal(f->b.npackets, 1);
+	assert_int_equal(f->b.nclosed, 0); /* not while paused */
+	f->b.pause_at = 0;
+	mh_conn_resume(f->b.conn);
+	assert_int_equal(f->b.nclosed, 0); /* nor from inside resume */
+	assert_true(run_for(f->loop, 5));
+	assert_int_equal(f->b.npackets, 3);
+	assert_memory_equal(f->b.codes, "NTQ", 3);
+	assert_int_equal(f->b.nclosed, 1);
+	assert_int_equal(f->b.why, MH_CONN_EOF);
+}
+
+/* EOF inside a frame seen while paused: i/o error, after resume. */
+static void cut_frame_while_paused_gives_ioerr_after_resume(void **state)
+{
+	struct fixture *f = *state;
+	wrap_b(f);
+	mh_conn_pause(f->b.conn);
+	write_all(f->fds[0], "\0\0\0\x01N\0\0\0\x05H", 10);
+	close(f->fds[0]);
+	f->fds[0] = -1;
+	assert_false(run_for(f->loop, 0.1));
+	assert_int_equal(f->b.nclosed, 0);
+	assert_int_equal(f->b.npackets, 0);
+	mh_conn_resume(f->b.conn);
+	assert_true(run_for(f->loop, 5));
+	assert_int_equal(f->b.npackets, 1);
+	assert_int_equal(f->b.nclosed, 1);
+	assert_int_equal(f->b.why, MH_CONN_IOERR);
+	assert_int_equal(f->b.last_error, 0);
+}
+
+/* Closing from on_packet while read-ahead bytes are delivered is safe. */
+static void close_while_delivering_read_ahead_is_safe(void **state)
+{
+	struct fixture *f = *state;
+	wrap_b(f);
+	mh_conn_pause(f->b.conn);
+	write_all(f->fds[0], "\0\0\0\x01N\0\0\0\x01T\0\0\0\x01Q", 15);
+	assert_false(run_for(f->loop, 0.05));
+	f->b.close_at = 2;
+	mh_conn_resume(f->b.conn);
+	assert_false(run_for(f->loop, 0.1));
+	assert_int_equal(f->b.npackets, 2);
+	assert_int_equal(f->b.nclosed, 0);
+	char c;
+	assert_int_equal(read(f->fds[0], &c, 1), 0);
 }
 
 static void write_error_is_reported_from_the_loop(void **state)
@@ -552,6 +648,10 @@ int main(void)
 	    T(close_inside_on_packet_is_safe),
 	    T(close_with_flush_inside_on_packet_sends_reply),
 	    T(pause_holds_frames_until_resume),
+	    T(pause_reads_ahead_at_most_64k),
+	    T(eof_while_paused_comes_after_resume_and_frames),
+	    T(cut_frame_while_paused_gives_ioerr_after_resume),
+	    T(close_while_delivering_read_ahead_is_safe),
 	    T(write_error_is_reported_from_the_loop),
 	    T(async_connect_then_exchange),
 	    T(async_connect_refused),

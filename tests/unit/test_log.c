@@ -1,6 +1,7 @@
 /*
  * test_log - mh_log line format, id part, threshold, ident, long lines,
- * MILTERHUB_LOG_LEVEL as the initial threshold, errno preserved.
+ * MILTERHUB_LOG_LEVEL as the initial threshold, errno preserved, the
+ * cached pid refreshed in a fork()ed child.
  * stderr is redirected to a temporary file and read back.
  */
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -115,6 +117,28 @@ static void errno_is_preserved(void **state)
 	assert_non_null(strstr(take(), "open failed: No such file or directory\n"));
 }
 
+static void forked_child_logs_its_own_pid(void **state)
+{
+	char want[256];
+	mh_log_set_ident("milterhub");
+	mh_log_set_level(MH_LOG_INFO);
+	mh_info(0, "parent"); /* the pid is cached now */
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		mh_info(0, "child");
+		_exit(0);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(want, sizeof(want),
+	         "milterhub[%ld]: INFO parent\n"
+	         "milterhub[%ld]: INFO child\n",
+	         (long)getpid(), (long)child);
+	assert_string_equal(take(), want);
+}
+
 int main(void)
 {
 	setenv("MILTERHUB_LOG_LEVEL", "debug", 1);
@@ -124,6 +148,7 @@ int main(void)
 	    cmocka_unit_test(threshold_drops_lower_levels),
 	    cmocka_unit_test(ident_and_long_line),
 	    cmocka_unit_test(errno_is_preserved),
+	    cmocka_unit_test(forked_child_logs_its_own_pid),
 	};
 	return cmocka_run_group_tests(tests, redirect, restore);
 }
