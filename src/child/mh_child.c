@@ -114,40 +114,6 @@ struct mh_child {
 	unsigned depth; /* callbacks of ours on the stack */
 	int freed; /* free once depth is 0 */
 };
-
-static const char *cmd_name(uint8_t code)
-{
-	switch (code) {
-	case MH_CMD_CONNECT:
-		return "CONNECT";
-	case MH_CMD_HELO:
-		return "HELO";
-	case MH_CMD_MAIL:
-		return "MAIL";
-	case MH_CMD_RCPT:
-		return "RCPT";
-	case MH_CMD_DATA:
-		return "DATA";
-	case MH_CMD_HEADER:
-		return "HEADER";
-	case MH_CMD_EOH:
-		return "EOH";
-	case MH_CMD_BODY:
-		return "BODY";
-	case MH_CMD_EOB:
-		return "EOM";
-	case MH_CMD_UNKNOWN:
-		return "UNKNOWN";
-	case MH_CMD_OPTNEG:
-		return "OPTNEG";
-	case MH_CMD_ABORT:
-		return "ABORT";
-	case MH_CMD_QUIT:
-		return "QUIT";
-	}
-	return "?";
-}
-
 /* ------------------------------------------------------------ lifetime */
 
 static void lists_free(struct mh_child *c)
@@ -392,13 +358,13 @@ static void on_decision(struct mh_child *c, const struct mh_reply *r, uint8_t cm
 {
 	const char *text = NULL;
 	if (r->code == MH_REP_SKIP && cmd != MH_CMD_BODY) {
-		child_fail(c, "skip in reply to %s", cmd_name(cmd));
+		child_fail(c, "skip in reply to %s", mh_cmd_name(cmd));
 		return;
 	}
 	if (r->code == MH_REP_REPLYCODE) {
 		text = r->u.replycode.text; /* the codec checked it: [45]dd... */
 		if (!mh_codec_valid_replytext(text) || (text[0] != '4' && text[0] != '5')) {
-			child_fail(c, "bad reply text in reply to %s", cmd_name(cmd));
+			child_fail(c, "bad reply text in reply to %s", mh_cmd_name(cmd));
 			return;
 		}
 	}
@@ -426,7 +392,7 @@ static void on_reply(struct mh_child *c, const struct mh_packet *p)
 	int reported = c->nexpect == 1 && c->live;
 	int rc = mh_codec_decode_reply(p, &r);
 	if (rc != MH_CODEC_OK) {
-		child_fail(c, "malformed reply '%c' to %s: %s", p->code, cmd_name(cmd),
+		child_fail(c, "malformed reply '%c' to %s: %s", p->code, mh_cmd_name(cmd),
 		           mh_codec_strerror(rc));
 		return;
 	}
@@ -447,17 +413,17 @@ static void on_reply(struct mh_child *c, const struct mh_packet *p)
 			c->ops->on_progress(c, c->arg);
 		return;
 	case MH_REP_SHUTDOWN:
-		child_fail(c, "asked for shutdown in reply to %s", cmd_name(cmd));
+		child_fail(c, "asked for shutdown in reply to %s", mh_cmd_name(cmd));
 		return;
 	}
 	uint32_t act = action_of(r.code);
 	if (act == 0) {
-		child_fail(c, "unexpected reply '%c' to %s", r.code, cmd_name(cmd));
+		child_fail(c, "unexpected reply '%c' to %s", r.code, mh_cmd_name(cmd));
 		return;
 	}
 	/* 'q' may come at any stage (as Postfix takes it); edits only at 'E'. */
 	if (r.code != MH_REP_QUARANTINE && cmd != MH_CMD_EOB) {
-		child_fail(c, "modification '%c' in reply to %s", r.code, cmd_name(cmd));
+		child_fail(c, "modification '%c' in reply to %s", r.code, mh_cmd_name(cmd));
 		return;
 	}
 	if ((c->reply.actions & act) == 0) {
@@ -495,11 +461,11 @@ static void on_packet(struct mh_conn *conn, const struct mh_packet *p, void *arg
 static void describe_wait(const struct mh_child *c, char *buf, size_t len)
 {
 	if (c->writing)
-		snprintf(buf, len, "writing %s", cmd_name(c->last_sent));
+		snprintf(buf, len, "writing %s", mh_cmd_name(c->last_sent));
 	else if (c->state == CHILD_NEGOTIATING)
 		snprintf(buf, len, "waiting for reply to OPTNEG");
 	else if (c->nexpect > 0)
-		snprintf(buf, len, "waiting for reply to %s", cmd_name(c->expect[0]));
+		snprintf(buf, len, "waiting for reply to %s", mh_cmd_name(c->expect[0]));
 	else
 		snprintf(buf, len, "idle");
 }
@@ -607,20 +573,7 @@ int mh_child_takes(const struct mh_child *c, uint8_t code)
 /* Does the child answer this event (no NR* bit)? */
 static int child_replies(const struct mh_child *c, uint8_t code)
 {
-	static const struct {
-		uint8_t code;
-		uint32_t bit;
-	} nr[] = {
-	    {MH_CMD_CONNECT, MH_PROTO_NR_CONN}, {MH_CMD_HELO, MH_PROTO_NR_HELO},
-	    {MH_CMD_MAIL, MH_PROTO_NR_MAIL},    {MH_CMD_RCPT, MH_PROTO_NR_RCPT},
-	    {MH_CMD_DATA, MH_PROTO_NR_DATA},    {MH_CMD_UNKNOWN, MH_PROTO_NR_UNKN},
-	    {MH_CMD_HEADER, MH_PROTO_NR_HDR},   {MH_CMD_EOH, MH_PROTO_NR_EOH},
-	    {MH_CMD_BODY, MH_PROTO_NR_BODY},
-	};
-	for (size_t i = 0; i < sizeof(nr) / sizeof(nr[0]); i++)
-		if (nr[i].code == code)
-			return !(c->reply.protocol & nr[i].bit);
-	return 1; /* 'E' is always answered */
+	return !(c->reply.protocol & mh_cmd_nr_bit(code)); /* 'E' is always answered */
 }
 
 /* SMFIM list that goes before cmd, or -1 when no 'D' precedes it. */

@@ -118,45 +118,6 @@ struct mh_mta {
 	struct mta_macros macros[MH_STAGE_COUNT];
 };
 
-/* ------------------------------------------------------------ helpers */
-
-static const char *cmd_name(uint8_t code)
-{
-	switch (code) {
-	case MH_CMD_ABORT:
-		return "ABORT";
-	case MH_CMD_BODY:
-		return "BODY";
-	case MH_CMD_CONNECT:
-		return "CONNECT";
-	case MH_CMD_MACRO:
-		return "MACRO";
-	case MH_CMD_EOB:
-		return "EOB";
-	case MH_CMD_HELO:
-		return "HELO";
-	case MH_CMD_QUIT_NC:
-		return "QUIT_NC";
-	case MH_CMD_HEADER:
-		return "HEADER";
-	case MH_CMD_MAIL:
-		return "MAIL";
-	case MH_CMD_EOH:
-		return "EOH";
-	case MH_CMD_OPTNEG:
-		return "OPTNEG";
-	case MH_CMD_QUIT:
-		return "QUIT";
-	case MH_CMD_RCPT:
-		return "RCPT";
-	case MH_CMD_DATA:
-		return "DATA";
-	case MH_CMD_UNKNOWN:
-		return "UNKNOWN";
-	}
-	return "?";
-}
-
 /* Position of a transaction command; 0 for the others. */
 static int txn_phase(uint8_t code)
 {
@@ -197,32 +158,6 @@ static const char *state_name(const struct mh_mta *m)
 		return "after QUIT";
 	}
 	return "?";
-}
-
-/* The NR* bit for an answerable command, 0 when it is always answered. */
-static uint32_t nr_bit(uint8_t code)
-{
-	switch (code) {
-	case MH_CMD_CONNECT:
-		return MH_PROTO_NR_CONN;
-	case MH_CMD_HELO:
-		return MH_PROTO_NR_HELO;
-	case MH_CMD_MAIL:
-		return MH_PROTO_NR_MAIL;
-	case MH_CMD_RCPT:
-		return MH_PROTO_NR_RCPT;
-	case MH_CMD_DATA:
-		return MH_PROTO_NR_DATA;
-	case MH_CMD_UNKNOWN:
-		return MH_PROTO_NR_UNKN;
-	case MH_CMD_EOH:
-		return MH_PROTO_NR_EOH;
-	case MH_CMD_BODY:
-		return MH_PROTO_NR_BODY;
-	case MH_CMD_HEADER:
-		return MH_PROTO_NR_HDR;
-	}
-	return 0;
 }
 
 /* The action flag a modification needs; 0 when the code is not one. */
@@ -399,7 +334,7 @@ static void deliver_unanswered(struct mh_mta *m, const struct mh_cmd *cmd)
 static void deliver_answerable(struct mh_mta *m, const struct mh_cmd *cmd)
 {
 	m->pending = cmd->code;
-	m->pending_nr = (m->negotiated.protocol & nr_bit(cmd->code)) != 0;
+	m->pending_nr = (m->negotiated.protocol & mh_cmd_nr_bit(cmd->code)) != 0;
 	mh_conn_pause(m->conn);
 	mh_conn_set_deadline(m->conn, 0);
 	m->ops->on_command(m, cmd, m->arg);
@@ -438,16 +373,16 @@ static int txn_step(struct mh_mta *m, uint8_t code)
 	int ph = txn_phase(code);
 
 	if (!connected(m)) {
-		fail(m, "%s before CONNECT", cmd_name(code));
+		fail(m, "%s before CONNECT", mh_cmd_name(code));
 		return -1;
 	}
 	if (m->txn == 0 && !(m->negotiated.protocol & MH_PROTO_NOMAIL)) {
-		fail(m, "%s outside a transaction", cmd_name(code));
+		fail(m, "%s outside a transaction", mh_cmd_name(code));
 		return -1;
 	}
 	if (m->txn > ph ||
 	    (m->txn == ph && code != MH_CMD_RCPT && code != MH_CMD_HEADER && code != MH_CMD_BODY)) {
-		fail(m, "%s out of order", cmd_name(code));
+		fail(m, "%s out of order", mh_cmd_name(code));
 		return -1;
 	}
 	m->txn = ph;
@@ -458,11 +393,11 @@ static void dispatch(struct mh_mta *m, const struct mh_cmd *cmd)
 {
 	assert(m->pending == 0 && m->state != MTA_OPTNEG);
 	if (m->state == MTA_START && cmd->code != MH_CMD_OPTNEG) {
-		fail(m, "%s before OPTNEG", cmd_name(cmd->code));
+		fail(m, "%s before OPTNEG", mh_cmd_name(cmd->code));
 		return;
 	}
 	if (m->state == MTA_QUIT) {
-		fail(m, "%s after QUIT", cmd_name(cmd->code));
+		fail(m, "%s after QUIT", mh_cmd_name(cmd->code));
 		return;
 	}
 	switch (cmd->code) {
@@ -516,7 +451,7 @@ static void dispatch(struct mh_mta *m, const struct mh_cmd *cmd)
 	case MH_CMD_HELO:
 	case MH_CMD_MAIL:
 		if (!connected(m)) {
-			fail(m, "%s before CONNECT", cmd_name(cmd->code));
+			fail(m, "%s before CONNECT", mh_cmd_name(cmd->code));
 			return;
 		}
 		if (implicit_abort(m))
@@ -664,7 +599,7 @@ static void put_decision(struct mh_mta *m, uint8_t cmd, enum mh_status st, const
 		    mh_codec_put_replycode(out, text) == MH_CODEC_OK)
 			return;
 		mh_warn(m->id, "reply text \"%.100s\" unfit for %s to %s: sending the plain code",
-		        text, mh_status_name(st), cmd_name(cmd));
+		        text, mh_status_name(st), mh_cmd_name(cmd));
 	}
 	mh_codec_put_empty(out, mh_status_reply_code(st));
 }

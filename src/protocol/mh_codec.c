@@ -705,3 +705,65 @@ void mh_codec_put_reply(struct mh_buf *b, const struct mh_reply *r)
 	}
 	assert(!"mh_codec_put_reply: not a reply code");
 }
+
+const char *mh_cmd_name(uint8_t code)
+{
+	switch (code) {
+	case MH_CMD_ABORT:
+		return "ABORT";
+	case MH_CMD_BODY:
+		return "BODY";
+	case MH_CMD_CONNECT:
+		return "CONNECT";
+	case MH_CMD_MACRO:
+		return "MACRO";
+	case MH_CMD_EOB:
+		return "EOM";
+	case MH_CMD_HELO:
+		return "HELO";
+	case MH_CMD_QUIT_NC:
+		return "QUIT_NC";
+	case MH_CMD_HEADER:
+		return "HEADER";
+	case MH_CMD_MAIL:
+		return "MAIL";
+	case MH_CMD_EOH:
+		return "EOH";
+	case MH_CMD_OPTNEG:
+		return "OPTNEG";
+	case MH_CMD_QUIT:
+		return "QUIT";
+	case MH_CMD_RCPT:
+		return "RCPT";
+	case MH_CMD_DATA:
+		return "DATA";
+	case MH_CMD_UNKNOWN:
+		return "UNKNOWN";
+	}
+	return "?";
+}
+
+uint32_t mh_cmd_nr_bit(uint8_t code)
+{
+	switch (code) {
+	case MH_CMD_CONNECT:
+		return MH_PROTO_NR_CONN;
+	case MH_CMD_HELO:
+		return MH_PROTO_NR_HELO;
+	case MH_CMD_MAIL:
+		return MH_PROTO_NR_MAIL;
+	case MH_CMD_RCPT:
+		return MH_PROTO_NR_RCPT;
+	case MH_CMD_DATA:
+		return MH_PROTO_NR_DATA;
+	case MH_CMD_UNKNOWN:
+		return MH_PROTO_NR_UNKN;
+	case MH_CMD_HEADER:
+		return MH_PROTO_NR_HDR;
+	case MH_CMD_EOH:
+		return MH_PROTO_NR_EOH;
+	case MH_CMD_BODY:
+		return MH_PROTO_NR_BODY;
+	}
+	return 0;
+}

@@ -262,6 +262,11 @@ struct mh_reply {
 /* Decode a milter reply. Returns MH_CODEC_OK or a negative error. */
 int mh_codec_decode_reply(const struct mh_packet *p, struct mh_reply *out);
 
+/* Protocol name of a command code for log lines ("CONNECT", "EOM", ...; "?" if unknown). */
+const char *mh_cmd_name(uint8_t code);
+/* The NR* bit that silences the reply to a command; 0 when it is always answered. */
+uint32_t mh_cmd_nr_bit(uint8_t code);
+
 /* Class of a reply code. */
 int mh_reply_is_decision(uint8_t code); /* a c d r t y s 4 f */
 int mh_reply_is_modification(uint8_t code); /* + - 2 b e h i m */

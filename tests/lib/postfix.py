@@ -464,6 +464,17 @@ class Postfix:
         return [ln for ln in self.log().splitlines()
                 if re.search(r"(warning|error|fatal|panic): .*milter", ln, re.I)]
 
+    def wait_milter_warning(self, text, timeout=3.0):
+        """Wait (bounded) until a milter warning containing `text` is in the maillog:
+        postlogd writes the file asynchronously, after smtpd has already answered."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(text in w for w in self.milter_warnings()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
     def log(self):
         try:
             with open(self.maillog, "rb") as f:

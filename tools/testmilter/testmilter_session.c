@@ -87,33 +87,6 @@ static void session_end(struct tm_session *s, const char *reason, int flush_firs
 	session_free(s);
 }
 
-/* The NR bit that silences the answer to a command; 0 when none exists. */
-static uint32_t nr_bit(uint8_t code)
-{
-	switch (code) {
-	case MH_CMD_CONNECT:
-		return MH_PROTO_NR_CONN;
-	case MH_CMD_HELO:
-		return MH_PROTO_NR_HELO;
-	case MH_CMD_MAIL:
-		return MH_PROTO_NR_MAIL;
-	case MH_CMD_RCPT:
-		return MH_PROTO_NR_RCPT;
-	case MH_CMD_DATA:
-		return MH_PROTO_NR_DATA;
-	case MH_CMD_UNKNOWN:
-		return MH_PROTO_NR_UNKN;
-	case MH_CMD_HEADER:
-		return MH_PROTO_NR_HDR;
-	case MH_CMD_EOH:
-		return MH_PROTO_NR_EOH;
-	case MH_CMD_BODY:
-		return MH_PROTO_NR_BODY;
-	default:
-		return 0;
-	}
-}
-
 /* Append the packet of a non-decision action. */
 static void put_action(struct mh_buf *out, const struct tm_action *a)
 {
@@ -389,7 +362,8 @@ static void on_packet(struct mh_conn *c, const struct mh_packet *p, void *arg)
 		s->then_eom = 1;
 	} else {
 		rule_start(s, st, qual,
-		           cmd.code == MH_CMD_ABORT || (s->protocol & nr_bit(cmd.code)) != 0);
+		           cmd.code == MH_CMD_ABORT ||
+		               (s->protocol & mh_cmd_nr_bit(cmd.code)) != 0);
 	}
 	run(s);
 }
