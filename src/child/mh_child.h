@@ -43,22 +43,22 @@ struct mh_child_conf {
 	char *name;
 	char *socket_text; /* as written in the config, for logs */
 	struct mh_sockspec sock;
-	enum mh_status fallback;  /* default MH_ST_ACCEPT */
-	double connect_timeout;   /* 5 */
-	double write_timeout;     /* 7 */
-	double read_timeout;      /* 7 */
-	double eom_timeout;       /* 297 */
-	int evaluate;             /* design §2.6 */
-	int enabled;              /* a disabled child is never connected */
+	enum mh_status fallback; /* default MH_ST_ACCEPT */
+	double connect_timeout; /* 5 */
+	double write_timeout; /* 7 */
+	double read_timeout; /* 7 */
+	double eom_timeout; /* 297 */
+	int evaluate; /* design §2.6 */
+	int enabled; /* a disabled child is never connected */
 };
 
 struct mh_child;
 
 struct mh_child_answer {
 	enum mh_status status; /* the decision, or the fallback when failed */
-	const char *text;      /* the 'y' text (status from its first digit), else NULL */
-	int failed;            /* the child failed and is dead (status = fallback) */
-	const char *why;       /* failure reason for the log, else NULL */
+	const char *text; /* the 'y' text (status from its first digit), else NULL */
+	int failed; /* the child failed and is dead (status = fallback) */
+	const char *why; /* failure reason for the log, else NULL */
 };
 
 struct mh_child_ops {
@@ -78,8 +78,8 @@ struct mh_child_ops {
 };
 
 enum mh_child_sent {
-	MH_CHILD_WAIT,     /* sent; on_answer will follow */
-	MH_CHILD_NOWAIT,   /* sent; the child negotiated no reply (NR*) */
+	MH_CHILD_WAIT, /* sent; on_answer will follow */
+	MH_CHILD_NOWAIT, /* sent; the child negotiated no reply (NR*) */
 	MH_CHILD_NOT_SENT, /* the child does not take this event (NO*, version) or is dead */
 };
 
@@ -90,8 +90,8 @@ enum mh_child_sent {
  * ok = 0 with reason in err).
  */
 struct mh_child *mh_child_new(struct ev_loop *loop, const struct mh_child_conf *conf,
-			      const struct mh_optneg *offer, uint64_t session_id,
-			      const struct mh_child_ops *ops, void *arg, char *err, size_t errlen);
+                              const struct mh_optneg *offer, uint64_t session_id,
+                              const struct mh_child_ops *ops, void *arg, char *err, size_t errlen);
 
 /*
  * Send one command (C H M R T L N B E U) with its payload as it goes on
@@ -100,8 +100,8 @@ struct mh_child *mh_child_new(struct ev_loop *loop, const struct mh_child_conf *
  * may wait at a time (an assert). MH_CHILD_NOWAIT and MH_CHILD_NOT_SENT
  * produce no on_answer: the hub counts the child as having continued.
  */
-enum mh_child_sent mh_child_send(struct mh_child *c, uint8_t code, const void *payload,
-				 size_t len, const char *const *macro_pairs, size_t npairs);
+enum mh_child_sent mh_child_send(struct mh_child *c, uint8_t code, const void *payload, size_t len,
+                                 const char *const *macro_pairs, size_t npairs);
 
 /* Does the child take this event at all (negotiated, not NO*, version)? */
 int mh_child_takes(const struct mh_child *c, uint8_t code);
