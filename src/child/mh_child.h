@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conditions/mh_cond.h"
 #include "hub/mh_status.h"
 #include "net/mh_sockspec.h"
 #include "protocol/mh_codec.h"
@@ -50,6 +51,13 @@ struct mh_child_conf {
 	double eom_timeout; /* 297 */
 	int evaluate; /* design §2.6 */
 	int enabled; /* a disabled child is never connected */
+	/*
+	 * Applicable conditions (design §2.7): the child applies while none
+	 * says "not applicable". Borrowed from the config, which owns them;
+	 * the link itself never looks at them (the hub does).
+	 */
+	struct mh_cond *const *when;
+	size_t nwhen;
 };
 
 struct mh_child;

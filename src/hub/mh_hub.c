@@ -76,7 +76,7 @@ void hub_set_text(struct hub_child *k, const char *text)
  * only the MTA's defaults although the hub asked the MTA for the union
  * (design §2.4), so those pairs are filtered here.
  */
-size_t hub_macros(struct hub_child *k, uint8_t code, const char *const **pairs)
+static size_t mta_macros_for(struct hub_child *k, uint8_t code, const char *const **pairs)
 {
 	struct hub_session *s = k->s;
 	const struct mh_optneg *neg;
@@ -109,6 +109,16 @@ size_t hub_macros(struct hub_child *k, uint8_t code, const char *const **pairs)
 	}
 	*pairs = out;
 	return kept;
+}
+
+/* ... plus the macros k's conditions set (design §2.7), for k only. */
+size_t hub_macros(struct hub_child *k, uint8_t code, const char *const **pairs)
+{
+	size_t n = mta_macros_for(k, code, pairs);
+
+	if (k->nxmacros == 0)
+		return n;
+	return hub_cond_macros(k, code, *pairs, n, pairs);
 }
 
 void hub_child_log_end(struct hub_child *k)
@@ -177,6 +187,8 @@ void hub_txn_free(struct hub_session *s)
 
 	if (t == NULL)
 		return;
+	if (s->hub->has_when)
+		hub_cond_txn_reset(s); /* design §2.7: transaction-scope verdicts end here */
 	mh_msg_free(&t->msg);
 	mh_body_free(&t->body);
 	mh_body_free(&t->repl);
@@ -205,7 +217,9 @@ static void session_destroy(struct hub_session *s)
 	for (size_t i = 0; i < s->nkids; i++) {
 		hub_child_drop(&s->kids[i], 1);
 		free(s->kids[i].text);
+		hub_cond_child_free(&s->kids[i]);
 	}
+	hub_cond_session_free(s);
 	if (!s->ended_log) {
 		s->ended_log = 1;
 		mh_info(s->id, "[session][end][%s][%.6f](%llu)",
@@ -264,6 +278,15 @@ void hub_reply(struct hub_session *s, enum mh_status st, const char *text)
 
 /* ---- negotiation (design §2.4) ---- */
 
+/*
+ * Macros the built-in conditions read, asked of the MTA whenever some
+ * child has a `when` list, even if every child sent its own list without
+ * them (design §2.4: the union plus what conditions need).
+ */
+static const char *const cond_macros[MH_STAGE_COUNT] = {
+    [MH_STAGE_MAIL] = "{auth_type} {auth_authen}",
+};
+
 static void negotiation_done(struct hub_session *s)
 {
 	const struct mh_optneg *offer = mh_mta_offer(s->mta);
@@ -275,7 +298,8 @@ static void negotiation_done(struct hub_session *s)
 		if (s->kids[i].link != NULL)
 			replies[n++] = mh_child_negotiated(s->kids[i].link);
 	mh_negotiate_macros_free(&s->neg_macros);
-	if (mh_negotiate_merge(offer, replies, n, NULL, &reply, &s->neg_macros) != MH_CODEC_OK) {
+	if (mh_negotiate_merge(offer, replies, n, s->hub->has_when ? cond_macros : NULL, &reply,
+	                       &s->neg_macros) != MH_CODEC_OK) {
 		free(replies);
 		mh_warn(s->id, "MTA offered protocol version %u: unsupported", offer->version);
 		hub_close(s, "negotiation");
@@ -400,7 +424,9 @@ static void restart_session(struct hub_session *s)
 		hub_child_drop(k, 1);
 		free(k->text);
 		k->text = NULL;
+		hub_cond_child_free(k);
 	}
+	hub_cond_session_free(s);
 	mh_info(s->id, "[session][end][%s][%.6f](%llu)", mh_status_name((enum mh_status)s->result),
 	        ev_now(s->hub->loop) - s->start, (unsigned long long)s->id);
 	s->start = ev_now(s->hub->loop);
@@ -587,9 +613,26 @@ struct mh_hub *mh_hub_new(struct ev_loop *loop, const struct mh_hub_conf *conf)
 {
 	struct mh_hub *h = mh_xcalloc(1, sizeof(*h));
 
+	const char *now = getenv("MILTERHUB_NOW");
+
 	h->loop = loop;
 	h->conf = conf;
 	h->next_id = 1;
+	for (size_t i = 0; i < conf->nchildren; i++)
+		if (conf->children[i].enabled && conf->children[i].nwhen > 0)
+			h->has_when = 1;
+	/* Tests freeze the conditions' clock (design §2.7 schedule): an epoch. */
+	if (now != NULL && now[0] != '\0') {
+		char *end;
+		long long v = strtoll(now, &end, 10);
+
+		if (*end == '\0') {
+			h->now_fixed = 1;
+			h->now = (time_t)v;
+		} else {
+			mh_warn(0, "MILTERHUB_NOW=%s is not an epoch: ignored", now);
+		}
+	}
 	return h;
 }
 

@@ -13,6 +13,10 @@
  * (headers, eoh, body in chunks, 'E'), respecting its NO* and skip.
  * After the last child the kept modifications and the decision go to
  * the MTA (mh_hub_mods.c).
+ *
+ * Applicable conditions (design §2.7) are asked before each header, eoh
+ * and eom a child is sent; a child left out gets ABORT and the chain
+ * goes on without it (the next children are replayed as usual).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +69,7 @@ static enum verdict verdict(struct hub_child *k, enum mh_status st, const char *
 	case MH_ST_NONE:
 		/* design §2.1: accept retires it from the message; design §2.6:
 		 * an evaluation child's refusal counts as accept. */
+		s->txn->any_accept = 1;
 		if (eff != st)
 			mh_info(s->id, "child %s (evaluation) answered %s at %s: counted as accept",
 			        k->conf->name, mh_status_name(st), hub_state_name(k->state));
@@ -178,6 +183,33 @@ static enum mh_child_sent send_to(struct hub_child *k, uint8_t code, const void 
 
 /* ---- live content to the head ---- */
 
+/* The MTA with no message left for anyone ends it as when all accepted;
+ * when no child accepted it either (all were left out by conditions),
+ * no applicable child is left: the manager's fallback (design §2.5). */
+static enum mh_status nobody_left_status(struct hub_session *s)
+{
+	struct hub_txn *t = s->txn;
+
+	if (t->cond_out && !t->any_accept) {
+		mh_debug(s->id, "no child applies to the message: manager fallback %s",
+		         mh_status_name(s->hub->conf->fallback));
+		return s->hub->conf->fallback;
+	}
+	return MH_ST_ACCEPT;
+}
+
+/* The live head was left out by its conditions (design §2.7): the later
+ * children will be replayed the message at end-of-message. */
+static void live_left_out(struct hub_session *s)
+{
+	if (!chain_pending(s) && !s->txn->any_continue) {
+		s->txn->ended = 1;
+		hub_reply(s, nobody_left_status(s), NULL);
+		return;
+	}
+	hub_reply(s, MH_ST_CONTINUE, NULL);
+}
+
 static void live_command(struct hub_session *s, uint8_t code, const struct mh_cmd *cmd,
                          const char *raw)
 {
@@ -188,6 +220,11 @@ static void live_command(struct hub_session *s, uint8_t code, const struct mh_cm
 
 	if (k == NULL || (code == 'B' && k->skip_body) || (code == 'L' && k->skip_hdrs)) {
 		hub_reply(s, MH_ST_CONTINUE, NULL);
+		return;
+	}
+	if (k->conf->nwhen > 0 && (code == 'L' || code == 'N') &&
+	    !hub_cond_content(k, code, code == 'L' ? cmd->u.header.name : NULL, raw)) {
+		live_left_out(s);
 		return;
 	}
 	if (code == 'L') {
@@ -253,7 +290,7 @@ static void live_answer(struct hub_child *k, const struct mh_child_answer *a)
 static void finish_eom(struct hub_session *s)
 {
 	struct hub_txn *t = s->txn;
-	enum mh_status st = t->any_continue ? MH_ST_CONTINUE : MH_ST_ACCEPT;
+	enum mh_status st = t->any_continue ? MH_ST_CONTINUE : nobody_left_status(s);
 
 	hub_mods_emit(s);
 	t->ended = 1;
@@ -293,12 +330,18 @@ static int replay_advance(struct hub_session *s, struct hub_child *k)
 				t->rhdr++;
 				continue;
 			}
+			if (k->conf->nwhen > 0 &&
+			    !hub_cond_content(k, 'L', t->msg.hdrs[t->rhdr].name,
+			                      t->msg.hdrs[t->rhdr].value))
+				return 0;
 			put_header(s, k, t->msg.hdrs[t->rhdr].name, t->msg.hdrs[t->rhdr].value, &p,
 			           &len);
 			t->rhdr++;
 			sent = send_to(k, 'L', p, len);
 			break;
 		case RP_EOH:
+			if (k->conf->nwhen > 0 && !hub_cond_content(k, 'N', NULL, NULL))
+				return 0;
 			t->step = RP_BODY;
 			sent = send_to(k, 'N', NULL, 0);
 			break;
@@ -320,6 +363,8 @@ static int replay_advance(struct hub_session *s, struct hub_child *k)
 			sent = send_to(k, 'B', p, (size_t)n);
 			break;
 		case RP_EOM:
+			if (k->conf->nwhen > 0 && !hub_cond_content(k, 'E', NULL, NULL))
+				return 0;
 			t->step = RP_WAIT_EOM;
 			sent = send_to(k, 'E', NULL, 0);
 			if (sent != MH_CHILD_WAIT && !mh_child_dead(k->link)) {

@@ -7,7 +7,9 @@
  * Who participates: at connect, helo, mail and unknown every child not
  * retired for the connection; at rcpt and data the children in the
  * transaction. A child that negotiated no reply (NR*) or does not take
- * the event (NO*) counts as having continued.
+ * the event (NO*) counts as having continued. A child whose applicable
+ * conditions leave it out (design §2.7, mh_hub_cond.c) is not sent the
+ * command and not folded: it is "not applicable", not an answer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +82,8 @@ static void fold_fallback(struct hub_child *k)
 }
 
 /* design §2.2: a child that refused every recipient it saw leaves the
- * message at DATA and gets ABORT. */
+ * message at DATA and gets ABORT; so does one that got no recipient at
+ * all because its conditions withheld them (design §2.7). */
 void hub_drop_refused_all(struct hub_session *s)
 {
 	if (s->txn == NULL || s->txn->data_done)
@@ -89,10 +92,11 @@ void hub_drop_refused_all(struct hub_session *s)
 	for (size_t i = 0; i < s->nkids; i++) {
 		struct hub_child *k = &s->kids[i];
 
-		if (!k->in_txn || k->rcpt_seen == 0 || k->rcpt_refused != k->rcpt_seen)
+		if (!k->in_txn || (k->rcpt_seen == 0 && !k->rcpt_withheld) ||
+		    k->rcpt_refused != k->rcpt_seen)
 			continue;
-		mh_debug(s->id, "child %s refused every recipient: dropped from the message",
-		         k->conf->name);
+		mh_debug(s->id, "child %s %s: dropped from the message", k->conf->name,
+		         k->rcpt_seen > 0 ? "refused every recipient" : "has no recipient");
 		k->in_txn = 0;
 		if (k->link != NULL)
 			mh_child_abort(k->link);
@@ -115,6 +119,10 @@ static void barrier_finish(struct hub_session *s)
 		/* The MTA rejected it already; the children's answers do not count. */
 		st = MH_ST_CONTINUE;
 		text = NULL;
+	} else if (st == MH_ST_NONE && s->rcpt_withheld) {
+		/* design §2.7: a recipient no child applies to; they stay in the
+		 * transaction, so this is no "no child left". */
+		st = MH_ST_CONTINUE;
 	} else if (st == MH_ST_NONE) {
 		/* design §2.5: no applicable child left: the manager's fallback. */
 		st = s->hub->conf->fallback;
@@ -127,6 +135,8 @@ static void barrier_finish(struct hub_session *s)
 	if (st == MH_ST_DISCARD && (code == 'C' || code == 'H' || code == 'U'))
 		st = MH_ST_REJECT; /* discard is not an answer there */
 	s->phase = HUB_IDLE;
+	if (code == 'R' && s->hub->has_when)
+		hub_cond_note_rcpt_result(s, !s->rcpt_rejected && !is_refusal(st));
 	switch (code) {
 	case 'M':
 	case 'T':
@@ -218,6 +228,7 @@ void hub_envelope_command(struct hub_session *s, const struct mh_cmd *cmd)
 	int rejected = 0;
 
 	s->rcpt_rejected = 0;
+	s->rcpt_withheld = 0;
 
 	if (code == 'M') {
 		hub_txn_new(s);
@@ -231,6 +242,7 @@ void hub_envelope_command(struct hub_session *s, const struct mh_cmd *cmd)
 			rejected = mta_rejected_rcpt(s);
 	}
 	s->rcpt_rejected = rejected;
+	hub_cond_note_command(s, cmd);
 	encode_payload(s, cmd, &payload, &len);
 	mh_status_merge_init(&s->merge);
 	s->pending = 0;
@@ -241,6 +253,11 @@ void hub_envelope_command(struct hub_session *s, const struct mh_cmd *cmd)
 
 		if (!participates(k, code))
 			continue;
+		/* design §2.7: asked first, so a child left out is not folded. */
+		if (k->conf->nwhen > 0 && !rejected && !hub_cond_envelope(k, cmd)) {
+			s->rcpt_withheld |= code == 'R';
+			continue;
+		}
 		if (k->fold_pending) {
 			if (!rejected)
 				fold_fallback(k);

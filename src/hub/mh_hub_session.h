@@ -3,7 +3,8 @@
  * functions the hub's files share (mh_hub.c: lifecycle, negotiation,
  * dispatch, logging; mh_hub_envelope.c: the parallel barrier of design
  * §2.2; mh_hub_content.c: the content chain of design §2.3;
- * mh_hub_mods.c: modifications kept and emitted, replacement bodies).
+ * mh_hub_mods.c: modifications kept and emitted, replacement bodies;
+ * mh_hub_cond.c: the applicable conditions of design §2.7).
  *
  * Memory: a session holds one small struct per configured child and,
  * only while a transaction is open, one struct hub_txn (working header
@@ -20,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "child/mh_child.h"
 #include "hub/mh_body.h"
@@ -43,6 +46,12 @@ enum hub_phase {
 	HUB_RESTART, /* after 'K': new children negotiating before 'C' */
 };
 
+/* A macro a condition set for one child (design §2.7), sent to it only. */
+struct hub_xmacro {
+	char *name, *value; /* owned */
+	uint8_t txn; /* set at a transaction stage: forgotten when it ends */
+};
+
 /* One configured child within one session. */
 struct hub_child {
 	struct hub_session *s;
@@ -52,6 +61,11 @@ struct hub_child {
 	ev_tstamp start;
 	uint32_t rcpt_seen; /* recipients of this transaction it answered */
 	uint32_t rcpt_refused; /* ... of which it refused */
+	/* design §2.7: bit i = when[i] said "applies" for the connection / the
+	 * transaction (not asked again there); conditions past 64 are re-asked. */
+	uint64_t cond_ok_conn, cond_ok_txn;
+	struct hub_xmacro *xmacros; /* set by its conditions; NULL when none */
+	uint8_t nxmacros, xmacros_cap;
 	uint16_t idx; /* chain index (configuration order) */
 	uint8_t state; /* last command it got (for the log) */
 	int8_t last; /* enum mh_status: its last answer */
@@ -64,6 +78,7 @@ struct hub_child {
 	unsigned msg_done : 1; /* finished its part of the content chain */
 	unsigned logged : 1; /* [milter][end] written */
 	unsigned live : 1; /* has been receiving content live */
+	unsigned rcpt_withheld : 1; /* a recipient not sent to it: not applicable */
 };
 
 /* A modification kept for the MTA (design §2.3: as issued, chain order). */
@@ -109,6 +124,13 @@ struct hub_txn {
 	unsigned body_replaced : 1; /* current body is a replacement */
 	unsigned any_continue : 1; /* some child continued at eom */
 	unsigned failed_io : 1; /* body storage failed: manager fallback */
+	unsigned any_accept : 1; /* a chain child accepted the message (or failed with accept) */
+	unsigned cond_out : 1; /* a chain child was left out by its conditions */
+	/* Conditions' view (only with conditions configured): the recipient
+	 * being decided and those accepted so far. */
+	char *cur_rcpt;
+	char **rcpts;
+	size_t nrcpts, rcpts_cap;
 };
 
 struct hub_session {
@@ -135,6 +157,10 @@ struct hub_session {
 	unsigned negotiated : 1;
 	unsigned mta_leadspc : 1;
 	unsigned rcpt_rejected : 1; /* this RCPT was rejected by the MTA (RCPT_REJ) */
+	unsigned rcpt_withheld : 1; /* this RCPT was withheld from a child (design §2.7) */
+	/* From 'C' and 'H' for the conditions (kept only when some child has any). */
+	char *client_name, *client_addr, *helo;
+	int client_family;
 };
 
 struct mh_hub {
@@ -146,6 +172,9 @@ struct mh_hub {
 	struct mh_buf scratch; /* payload encoding, shared: one loop, synchronous sends */
 	uint8_t *chunk; /* MH_CHUNK_MAX bytes for body replay and emission */
 	const char *pairs[MH_ARGS_MAX]; /* macro pairs filtered for one child */
+	int has_when; /* some child has conditions (design §2.7) */
+	int now_fixed; /* MILTERHUB_NOW was set: the conditions' clock is frozen */
+	time_t now;
 };
 
 /* mh_hub.c */
@@ -180,5 +209,27 @@ void hub_mods_emit(struct hub_session *s);
 void hub_mods_free(struct hub_txn *t);
 /* Next replay chunk of the current body (normalised when replaced): bytes in *out. */
 ssize_t hub_body_next_chunk(struct hub_session *s, const uint8_t **out);
+
+/*
+ * mh_hub_cond.c (design §2.7). Each returns 1 when child k applies (or
+ * has no conditions: one test, nothing else), 0 when a condition said
+ * "not applicable" (logged at debug) and the scope's consequence was
+ * applied: connect/helo: quit, out for the connection; mail: not in the
+ * transaction; rcpt: this recipient withheld; data and content stages:
+ * ABORT, out for the message (msg_done at content).
+ */
+int hub_cond_envelope(struct hub_child *k, const struct mh_cmd *cmd);
+int hub_cond_content(struct hub_child *k, uint8_t code, const char *hname, const char *hvalue);
+/* Session facts the conditions read ('C', 'H', recipients). */
+void hub_cond_note_command(struct hub_session *s, const struct mh_cmd *cmd);
+void hub_cond_note_rcpt_result(struct hub_session *s, int accepted);
+/* Forget the per-transaction verdicts and macros (and the recipients). */
+void hub_cond_txn_reset(struct hub_session *s);
+/* Release a child's condition state / the session's (at end or 'K'). */
+void hub_cond_child_free(struct hub_child *k);
+void hub_cond_session_free(struct hub_session *s);
+/* Append/override k's condition macros in the pairs for code (hub->pairs). */
+size_t hub_cond_macros(struct hub_child *k, uint8_t code, const char *const *in, size_t n,
+                       const char *const **pairs);
 
 #endif
