@@ -13,24 +13,30 @@
  *	void	mh_config_free(struct mh_config *c);
  * DESCRIPTION
  *	The configuration is a Lua 5.4 program (design §4). It runs once, in
- *	a fresh state, with two globals besides a harmless standard library:
+ *	a fresh state, with three globals besides a harmless standard library:
  *	    manager { key = value, ... }
- *	    milter "name" { key = value, ... }
- *	(`milter "name"` returns a function that takes the table). Each call
+ *	    milter "name" { key = value, ..., when = { "cond", ... } }
+ *	    condition "name" { type = "s25r", option = value, ... }
+ *	    condition "name" { connect = function(s) ... end, ... }
+ *	(`milter "name"` returns a function that takes the table; conditions
+ *	and `when` lists: mh_config_cond.c, Lua conditions: mh_lua_cond.c). Each call
  *	is validated at once against the rows of mh_config_keys.c, so an
  *	error carries the line of its block, and fills the C structs being
  *	built: the manager's fields of struct mh_config, one struct
  *	mh_child_conf per milter block, in call order (= chain order).
- *	When the program has run, the state is closed: nothing below the
+ *	When the program has run, the state is closed, unless a Lua
+ *	condition needs it: it then stays open, owned by the config, and
+ *	only that condition's eval calls into it (manager, milter and
+ *	condition raise an error once loading is over). Nothing below the
  *	daemon ever sees Lua (design §1).
  *
  *	Sandbox: base (without dofile, loadfile, load, collectgarbage; print
  *	writes to stderr), string (without dump), table, math, utf8, and an
  *	os table holding only getenv, time, clock, date, difftime. No
  *	package/require, io or debug. The file is loaded as text (never
- *	bytecode). Memory is capped at 64 MiB and the program at about
- *	10^8 VM instructions, so a runaway config fails instead of hanging
- *	--check-config.
+ *	bytecode). Memory is capped at 64 MiB (also later, for Lua
+ *	conditions) and the program at about 10^8 VM instructions, so a
+ *	runaway config fails instead of hanging --check-config.
  *
  *	mh_config_load() builds into a private struct and moves it into *c
  *	only on success: a failed reload leaves the running configuration
@@ -41,13 +47,16 @@
  *	    FILE:4: milter "spam": unknown key 'sockt' (did you mean 'socket'?)
  *	    FILE:2: manager: key 'fallback': unknown status 'maybe' (...)
  *	    FILE:7: milter "a": duplicate name (first at line 3)
+ *	    FILE:9: milter "a": key 'when': unknown condition 'x' (...)
  *	    FILE:5: '}' expected (to close '{' at line 3) near 'milter'
  *	    FILE: cannot read: No such file or directory
  *	A validation error is final even when the config catches it with
  *	pcall: the first one is reported.
  */
 #include "config/mh_config.h"
+#include "config/mh_config_cond.h"
 #include "config/mh_config_keys.h"
+#include "config/mh_lua_cond.h"
 #include "util/mh_buf.h"
 #include "util/mh_err.h"
 
@@ -66,8 +75,7 @@
 #define INSTRUCTION_STEP 10000
 #define INSTRUCTION_LIMIT 10000 /* steps: 10^8 instructions */
 #define NAME_MAX_LEN 64
-/* Lua names the chunk in its messages; the real path replaces this token. */
-#define CHUNK_TOKEN "@milterhub-config@"
+#define CHUNK_TOKEN MH_CONFIG_CHUNK_TOKEN
 
 /* One `milter "name"` seen, with or without its table yet. */
 struct declared {
@@ -78,6 +86,7 @@ struct declared {
 
 struct loader {
 	const char *path;
+	struct mh_config_conds *cs; /* = c->conds; the Lua state's allocator counts in it */
 	struct mh_config *c; /* being built */
 	size_t cap; /* of c->hub.children */
 	struct declared *names;
@@ -86,7 +95,6 @@ struct loader {
 	char *first_error;
 	const char *text; /* the file's bytes */
 	size_t textlen;
-	size_t mem;
 	unsigned long steps;
 };
 
@@ -126,8 +134,10 @@ void mh_config_free(struct mh_config *c)
 	for (size_t i = 0; i < c->hub.nchildren; i++) {
 		free(c->hub.children[i].name);
 		free(c->hub.children[i].socket_text);
+		free((void *)c->hub.children[i].when); /* the conditions are in c->conds */
 	}
 	free(c->hub.children);
+	mh_config_conds_free(c->conds); /* conditions first, then the Lua state */
 	free(c->path);
 	free(c->listen_text);
 	free(c->tmpdir);
@@ -147,6 +157,7 @@ static int caller_line(lua_State *L)
 }
 
 /* Raise "FILE:LINE: message" (and remember the first, see DIAGNOSTICS). */
+#define FAIL_NAMED (-1) /* as line: the message names file and line itself */
 static int fail(lua_State *L, struct loader *ld, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(lua_State *L, struct loader *ld, int line, const char *fmt, ...)
@@ -160,8 +171,10 @@ static int fail(lua_State *L, struct loader *ld, int line, const char *fmt, ...)
 	char full[1400];
 	if (line > 0)
 		snprintf(full, sizeof(full), "%s:%d: %s", ld->path, line, msg);
-	else
+	else if (line == 0)
 		snprintf(full, sizeof(full), "%s: %s", ld->path, msg);
+	else /* FAIL_NAMED: msg already begins "FILE:LINE:" */
+		snprintf(full, sizeof(full), "%s", msg);
 	if (ld->first_error == NULL)
 		ld->first_error = mh_xstrdup(full);
 	lua_pushstring(L, full);
@@ -170,9 +183,14 @@ static int fail(lua_State *L, struct loader *ld, int line, const char *fmt, ...)
 
 /* ------------------------------------------------------------- constructors */
 
+/* The loader, or a Lua error once loading is over (a Lua condition calling milter). */
 static struct loader *upvalue_loader(lua_State *L)
 {
-	return lua_touserdata(L, lua_upvalueindex(1));
+	struct mh_config_conds *cs = lua_touserdata(L, lua_upvalueindex(1));
+	if (cs->loader == NULL)
+		luaL_error(L, "manager, milter and condition work only while the configuration "
+		              "loads");
+	return cs->loader;
 }
 
 static int l_manager(lua_State *L)
@@ -223,6 +241,12 @@ static int l_milter_block(lua_State *L)
 		return fail(L, ld, line, "milter \"%s\": %s", d->name, why);
 	if (cc->socket_text == NULL)
 		return fail(L, ld, line, "milter \"%s\": missing key 'socket'", d->name);
+	lua_pushliteral(L, "when");
+	if (lua_rawget(L, 1) == LUA_TTABLE) {
+		struct mh_config_src src = {ld->path, ld->text, ld->textlen};
+		mh_config_conds_want(ld->cs, L, -1, hub->nchildren - 1,
+		                     mh_config_key_line(&src, line, "when"));
+	}
 	return 0;
 }
 
@@ -257,9 +281,45 @@ static int l_milter(lua_State *L)
 		ld->names = mh_xrealloc(ld->names, ld->capnames * sizeof(*ld->names));
 	}
 	ld->names[ld->nnames] = (struct declared){mh_xstrdup(name), line, 0};
-	lua_pushlightuserdata(L, ld);
+	lua_pushlightuserdata(L, ld->cs);
 	lua_pushinteger(L, (lua_Integer)ld->nnames++);
 	lua_pushcclosure(L, l_milter_block, 2);
+	return 1;
+}
+
+static int l_condition_block(lua_State *L)
+{
+	struct loader *ld = upvalue_loader(L);
+	const char *name = lua_tostring(L, lua_upvalueindex(2));
+	int line = caller_line(L);
+	if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TTABLE)
+		return fail(L, ld, line,
+		            "condition \"%s\": expected a table, as in condition \"%s\" "
+		            "{ type = \"s25r\" }",
+		            name, name);
+	struct mh_config_src src = {ld->path, ld->text, ld->textlen};
+	char err[1024];
+	if (mh_config_conds_define(ld->cs, L, 1, name, line, &src, err, sizeof(err)) < 0)
+		return fail(L, ld, FAIL_NAMED, "%s", err);
+	return 0;
+}
+
+static int l_condition(lua_State *L)
+{
+	struct loader *ld = upvalue_loader(L);
+	int line = caller_line(L);
+	if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING)
+		return fail(L, ld, line,
+		            "condition: expected a name, as in condition \"name\" { ... }");
+	size_t n;
+	const char *name = lua_tolstring(L, 1, &n);
+	if (!good_name(name, n))
+		return fail(L, ld, line,
+		            "condition \"%.*s\": a name is 1 to %d letters, digits or ._-:@+",
+		            (int)(n > 80 ? 80 : n), name, NAME_MAX_LEN);
+	lua_pushlightuserdata(L, ld->cs);
+	lua_pushvalue(L, 1);
+	lua_pushcclosure(L, l_condition_block, 2);
 	return 1;
 }
 
@@ -267,7 +327,7 @@ static int l_milter(lua_State *L)
 
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-	struct loader *ld = ud;
+	struct mh_config_conds *ld = ud; /* outlives the loader with a Lua condition */
 	size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
 	if (nsize == 0) {
 		free(ptr);
@@ -286,7 +346,7 @@ static void l_hook(lua_State *L, lua_Debug *ar)
 {
 	void *ud;
 	lua_getallocf(L, &ud);
-	struct loader *ld = ud;
+	struct loader *ld = ((struct mh_config_conds *)ud)->loader;
 	if (++ld->steps < INSTRUCTION_LIMIT)
 		return;
 	int line = lua_getinfo(L, "l", ar) ? ar->currentline : 0;
@@ -344,12 +404,15 @@ static void open_sandbox(lua_State *L, struct loader *ld)
 	lua_setglobal(L, LUA_OSLIBNAME);
 	lua_pop(L, 1);
 
-	lua_pushlightuserdata(L, ld);
+	lua_pushlightuserdata(L, ld->cs);
 	lua_pushcclosure(L, l_manager, 1);
 	lua_setglobal(L, "manager");
-	lua_pushlightuserdata(L, ld);
+	lua_pushlightuserdata(L, ld->cs);
 	lua_pushcclosure(L, l_milter, 1);
 	lua_setglobal(L, "milter");
+	lua_pushlightuserdata(L, ld->cs);
+	lua_pushcclosure(L, l_condition, 1);
+	lua_setglobal(L, "condition");
 }
 
 /* ------------------------------------------------------------------ loading */
@@ -374,6 +437,9 @@ static void check_whole(lua_State *L, struct loader *ld)
 		     "milter \"%s\": key 'socket': %s is the manager's own listen socket",
 		     hub->children[i].name, hub->children[i].sock.text);
 	}
+	char err[1024];
+	if (mh_config_conds_resolve(ld->cs, hub->children, ld->path, err, sizeof(err)) < 0)
+		fail(L, ld, FAIL_NAMED, "%s", err);
 }
 
 /* Runs under lua_pcall (every Lua error lands there): arg 1 the loader. */
@@ -445,13 +511,17 @@ int mh_config_load(const char *path, struct mh_config *c, char *err, size_t errl
 	}
 	struct mh_config tmp;
 	mh_config_defaults(&tmp);
+	tmp.conds = mh_config_conds_new();
 	struct loader ld = {.path = path,
+	                    .cs = tmp.conds,
 	                    .c = &tmp,
 	                    .text = text.data ? (const char *)mh_buf_head(&text) : "",
 	                    .textlen = mh_buf_size(&text)};
 
 	int rc;
-	lua_State *L = lua_newstate(l_alloc, &ld);
+	tmp.conds->loader = &ld;
+	lua_State *L = lua_newstate(l_alloc, tmp.conds);
+	tmp.conds->L = L; /* closed by mh_config_conds_free: after the conditions */
 	if (L == NULL) {
 		rc = mh_errf(err, errlen, "%s: cannot create a Lua state", path);
 	} else {
@@ -464,8 +534,13 @@ int mh_config_load(const char *path, struct mh_config *c, char *err, size_t errl
 		} else {
 			rc = 0;
 		}
-		lua_close(L);
+		lua_settop(L, 0);
+		if (!mh_config_conds_need_lua(tmp.conds)) {
+			lua_close(L);
+			tmp.conds->L = NULL;
+		}
 	}
+	tmp.conds->loader = NULL; /* manager/milter/condition refuse from now on */
 	mh_buf_free(&text);
 	for (size_t i = 0; i < ld.nnames; i++)
 		free(ld.names[i].name);
@@ -490,6 +565,7 @@ void mh_config_show(const struct mh_config *c, FILE *out)
 	fputs("manager {\n", out);
 	mh_config_show_block(out, c, mh_config_manager_keys);
 	fputs("}\n", out);
+	mh_config_conds_show(c->conds, out);
 	if (c->hub.nchildren == 0)
 		fputs("-- no milter blocks: every session gets the manager's fallback\n", out);
 	for (size_t i = 0; i < c->hub.nchildren; i++) {

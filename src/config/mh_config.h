@@ -7,16 +7,23 @@
  *   milter "name" { socket = "unix:/run/x.sock", fallback = "tempfail",
  *                   timeouts = { connect = 5, write = 7, read = 7, eom = 297 },
  *                   evaluate = false, enabled = true }
+ *   condition "name" { type = "s25r", whitelist = { ... } }  (or Lua stage
+ *                    functions: connect = function(s) ... end, ...)
+ *   milter "name" { ..., when = { "s25r", "unauthenticated" } }
+ * (conditions: see mh_config_cond.c and mh_lua_cond.c).
  * Order of milter blocks = chain order. Unknown keys, wrong types,
  * duplicate names, bad socket specs or statuses are errors naming file,
  * line and key ("milterhub.lua:4: milter \"spam\": unknown key 'sockt'").
  * Defaults are embedded: with no file at all the manager listens on
- * inet:10025@127.0.0.1 with no children. Lua runs only inside
- * mh_config_load(); the result is plain data.
+ * inet:10025@127.0.0.1 with no children. The result is plain data, plus
+ * the conditions the children's `when` lists point to: the Lua state
+ * stays open after mh_config_load() only while a Lua condition needs it,
+ * and is used by that condition's eval only (one thread per process).
  *
- * Ownership: the config owns every string and array (mh_config_free);
- * hub.tmpdir and hub.children point into it, so the config must outlive
- * any hub made from &c->hub.
+ * Ownership: the config owns every string and array (mh_config_free),
+ * the conditions and the Lua state; hub.tmpdir, hub.children and each
+ * child's `when` point into it, so the config must outlive any hub made
+ * from &c->hub.
  */
 #ifndef MH_CONFIG_H
 #define MH_CONFIG_H
@@ -28,6 +35,8 @@
 #include "net/mh_sockspec.h"
 #include "util/mh_log.h"
 
+struct mh_config_conds; /* internal to src/config (mh_config_cond.h) */
+
 struct mh_config {
 	char *path; /* the file loaded; NULL for the built-in defaults */
 	/* manager */
@@ -38,6 +47,8 @@ struct mh_config {
 	char *tmpdir; /* NULL = $TMPDIR or /tmp; hub.tmpdir points here */
 	/* what the hub needs: fallback, limits, children (owned here) */
 	struct mh_hub_conf hub;
+	/* conditions and the Lua state kept for Lua ones (owned; NULL without a file) */
+	struct mh_config_conds *conds;
 };
 
 /* Overwrite c with the built-in defaults (no file). Free with mh_config_free. */
@@ -51,7 +62,7 @@ void mh_config_defaults(struct mh_config *c);
 int mh_config_load(const char *path, struct mh_config *c, char *err, size_t errlen);
 /* Print the effective configuration, defaults filled in, as Lua that loads back. */
 void mh_config_show(const struct mh_config *c, FILE *out);
-/* Free everything the config owns and zero it; a zeroed config is a no-op. */
+/* Free everything the config owns (conditions, Lua state) and zero it; zeroed: no-op. */
 void mh_config_free(struct mh_config *c);
 
 /* "debug" "info" "warn" "err" */

@@ -34,6 +34,7 @@
  */
 #include "config/mh_config_keys.h"
 #include "config/mh_config.h"
+#include "config/mh_config_cond.h"
 #include "util/mh_buf.h"
 #include "util/mh_err.h"
 
@@ -422,6 +423,50 @@ static void show_table(FILE *out, const void *base, const struct mh_config_key *
 
 static const struct mh_config_kind kind_table = {"a table", parse_table, show_table};
 
+/* ------------------------------------------------------------------- when */
+
+/*
+ * A list of condition names. Only checked here: the names are resolved
+ * by mh_config_cond once the whole file has run (a condition block may
+ * stand after the milter naming it).
+ */
+static int parse_when(lua_State *L, int idx, void *base, const struct mh_config_key *k,
+                      const char *keypath, char *why, size_t whylen)
+{
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return wrong_type(L, idx, k, why, whylen);
+	idx = lua_absindex(L, idx);
+	size_t n = lua_rawlen(L, idx), count = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0) {
+		count++;
+		lua_pop(L, 1);
+	}
+	if (count != n)
+		return mh_errf(why, whylen,
+		               "expected a list of condition names, got a table with "
+		               "named or sparse entries");
+	for (size_t i = 1; i <= n; i++) {
+		int t = lua_rawgeti(L, idx, (lua_Integer)i);
+		lua_pop(L, 1);
+		if (t != LUA_TSTRING)
+			return mh_errf(why, whylen,
+			               "item %zu: expected a condition name string, got %s", i,
+			               lua_typename(L, t));
+	}
+	return 0;
+}
+
+static void show_when(FILE *out, const void *base, const struct mh_config_key *k)
+{
+	const size_t *n = (const size_t *)(const void *)((const char *)base + k->aux);
+	struct mh_cond *const *const *when =
+	    (struct mh_cond *const *const *)(const void *)((const char *)base + k->off);
+	mh_config_show_when(out, *when, *n);
+}
+
+static const struct mh_config_kind kind_when = {"a list of condition names", parse_when, show_when};
+
 /* ----------------------------------------------------------------------- rows */
 
 #define MGR(field) offsetof(struct mh_config, field)
@@ -456,6 +501,8 @@ const struct mh_config_key mh_config_milter_keys[] = {
     {"timeouts", &kind_table, 0, 0, 0, 0, timeout_keys, NULL},
     {"evaluate", &kind_bool, MIL(evaluate), 0, 0, 0, NULL, NULL},
     {"enabled", &kind_bool, MIL(enabled), 0, 0, 0, NULL, NULL},
+    {"when", &kind_when, MIL(when), MIL(nwhen), 0, 0, NULL,
+     "not set (no conditions: the milter applies to every session)"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 

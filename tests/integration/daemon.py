@@ -40,6 +40,11 @@ BAD = [
     ("bad_fallback", 'manager { fallback = "maybe" }\n', 1, ["key 'fallback'", "maybe"]),
     ("negative_timeout", 'milter "a" { socket = "unix:/a", timeouts = { eom = -1 } }\n', 1,
      ["key 'timeouts.eom'"]),
+    ("unknown_condition", 'manager { }\nmilter "grey" {\n  socket = "unix:/g",\n'
+     '  when = { "s25r", "no-such-condition" } }\n', 4,
+     ['milter "grey"', "key 'when'", "unknown condition 'no-such-condition'"]),
+    ("bad_condition_option", 'condition "grey-s25r" {\n  type = "s25r",\n'
+     '  whitelst = { "example.com" } }\n', 3, ["unknown key 'whitelst'"]),
 ]
 
 

@@ -33,6 +33,7 @@ import hub_content  # noqa: E402,F401
 import hub_negotiation  # noqa: E402,F401
 import hub_failures  # noqa: E402,F401
 import hub_quit_nc  # noqa: E402,F401
+import hub_conditions  # noqa: E402,F401
 import daemon  # noqa: E402,F401
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]

@@ -11,9 +11,10 @@ Standard library only. A test is a function taking one Env, registered with
                           (bounded; the error names the process and quotes
                           its stderr)
   env.testmilter(...)     start milterhub-testmilter on a fresh socket with --log
-  env.hub(config_text, listen=None)
+  env.hub(config_text, listen=None, env=None)
                           write milterhub.lua and start milterhub -c on it;
-                          returns the Proc (.spec, .config_path)
+                          returns the Proc (.spec, .config_path); `env`:
+                          extra environment variables (e.g. MILTERHUB_NOW)
   env.mta(...)            run milterhub-mta --json, check its exit status,
                           return the parsed report
   env.run(label, argv)    run any command to completion, stderr remembered
@@ -360,9 +361,11 @@ class Env:
         self.notes.append(text)
 
     # processes
-    def start(self, label, argv, ready=None, grace=2.0, wait=5.0, wrap=True, expect_rc=None):
+    def start(self, label, argv, ready=None, grace=2.0, wait=5.0, wrap=True, expect_rc=None,
+              env=None):
         """Start argv in the background. `expect_rc`: the exit status the
-        process must give when stopped at the end of a passing test."""
+        process must give when stopped at the end of a passing test.
+        `env`: variables added to this process's environment."""
         if wrap and WRAP:
             grace *= SLOW
         argv = (WRAP if wrap else []) + list(argv)
@@ -371,7 +374,8 @@ class Env:
         errf = open(err_path, "wb")
         try:
             popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=errf, stderr=errf, start_new_session=True)
+                                     stdout=errf, stderr=errf, start_new_session=True,
+                                     env=dict(os.environ, **env) if env else None)
         finally:
             errf.close()
         proc = Proc(label, argv, popen, err_path, grace, expect_rc)
@@ -410,7 +414,8 @@ class Env:
     def hub_bin(self):
         return self.tool("milterhub")
 
-    def hub(self, config_text, listen=None, args=(), label="milterhub", expect_rc=0, wait=5.0):
+    def hub(self, config_text, listen=None, args=(), label="milterhub", expect_rc=0, wait=5.0,
+            env=None):
         """Write `config_text` to TMP/milterhub.N.lua and start `BUILD/milterhub -c FILE`.
 
         `listen` is the hub's socket spec (default: a fresh unix socket in
@@ -420,6 +425,7 @@ class Env:
         listens (bounded; a hub that exits first fails the test with its
         stderr). `args` are extra command-line arguments. The hub must exit
         with `expect_rc` (0) on the SIGTERM at the end of the test.
+        `env`: extra environment variables for the hub (e.g. MILTERHUB_NOW).
 
         Returns the Proc, with two extra attributes: .spec (the listen spec,
         for env.mta(hub.spec, ...)) and .config_path.
@@ -433,7 +439,7 @@ class Env:
         with open(config_path, "w") as f:
             f.write(text)
         argv = [self.hub_bin, "-c", config_path] + [str(a) for a in args]
-        proc = self.start(label, argv, ready=spec, wait=wait, expect_rc=expect_rc)
+        proc = self.start(label, argv, ready=spec, wait=wait, expect_rc=expect_rc, env=env)
         proc.spec, proc.config_path = spec, config_path
         return proc
 
