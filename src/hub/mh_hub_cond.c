@@ -378,7 +378,7 @@ size_t hub_cond_macros(struct hub_child *k, uint8_t code, const char *const *in,
 		return n; /* not with every body chunk: they go with eoh/eom */
 	if (n > max)
 		n = max;
-	if (in != out)
+	if (n > 0 && in != out) /* in may be NULL when the MTA sent no pairs */
 		memcpy(out, in, 2 * n * sizeof(*out));
 	for (size_t i = 0; i < k->nxmacros; i++) {
 		const struct hub_xmacro *x = &k->xmacros[i];
