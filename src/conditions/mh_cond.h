@@ -17,6 +17,9 @@
  * loader from the Lua file; no Lua below the daemon). Custom conditions
  * written in Lua implement the same ops in the daemon layer.
  *
+ * headers, child_result and children may be NULL in a ctx (a test's
+ * fake one): callers check before calling.
+ *
  * Ownership: a condition is created once per configuration and shared
  * read-only by every session (eval must not keep per-session state in
  * the condition: anything per session lives in the ctx). mh_cond_free
@@ -65,6 +68,29 @@ struct mh_cond_ctx {
 	const char *(*macro)(const struct mh_cond_ctx *ctx, const char *name);
 	/* Add a macro sent to this child only (e.g. {trusted_domain}=yes). */
 	void (*set_macro)(const struct mh_cond_ctx *ctx, const char *name, const char *value);
+	/*
+	 * The headers of the message so far, as the hub's working copy holds
+	 * them (earlier children's edits applied; the MTA's own hidden
+	 * headers left out): returns their count and, when i < count, sets
+	 * *name and *value (without the one leading space) of the i-th.
+	 * 0 before content. At MH_COND_HEADER the header being decided is the
+	 * last one counted. Borrowed for the call.
+	 */
+	size_t (*headers)(const struct mh_cond_ctx *ctx, size_t i, const char **name,
+	                  const char **value);
+	/*
+	 * The status name ("continue" "accept" "reject" "tempfail" "discard"
+	 * "skip") of the latest answer of the child named child_name in the
+	 * current transaction (at this stage if it has answered here, else
+	 * at an earlier one), else at connect/helo; NULL when it has none,
+	 * was left out by its own conditions for the connection or the
+	 * transaction, or no child has that name. A child failing counts as
+	 * answering its fallback.
+	 */
+	const char *(*child_result)(const struct mh_cond_ctx *ctx, const char *child_name);
+	/* The children of the session: returns their count and, when i <
+	 * count, sets *name to the i-th's (configuration order). */
+	size_t (*children)(const struct mh_cond_ctx *ctx, size_t i, const char **name);
 	void *hub_arg; /* for the hub's macro/set_macro implementations */
 };
 

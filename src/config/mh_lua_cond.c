@@ -37,9 +37,25 @@
  *	    s.now                the clock, seconds since the epoch
  *	    s:macro(name)        an MTA macro ("i" and "{i}" alike), or nil
  *	    s:set_macro(name, value)  a macro sent to this child only
- *	Any other key reads nil; s cannot be written to. The results of other
- *	children at this stage are not offered: the hub does not pass them
- *	in struct mh_cond_ctx (yet).
+ *	    s.headers            a fresh array of { name = ..., value = ... }:
+ *	                         the message's headers so far as the hub's
+ *	                         working copy holds them (earlier children's
+ *	                         edits applied, the MTA's hidden ones left out,
+ *	                         value without its one leading space); empty
+ *	                         before content
+ *	    s:result(child)      that child's latest answer in this transaction
+ *	                         (else at connect/helo) as a status name
+ *	                         ("continue" "accept" "reject" "tempfail"
+ *	                         "discard" "skip"), nil when it has none, was
+ *	                         left out by its conditions, or is unknown
+ *	    s.results            a fresh table child name -> s:result(name), for
+ *	                         the children that have one
+ *	Any other key reads nil; s cannot be written to. Children answer an
+ *	envelope stage in parallel: at mail and rcpt the others' answers at
+ *	that stage are not known yet (s:result gives their earlier one); in
+ *	the content chain a child is asked after the ones before it answered.
+ *	A ctx without the headers/child_result/children callbacks gives an
+ *	empty table and nil.
  *
  *	The functions run in the configuration's sandbox (see mh_config),
  *	with its globals, upvalues and memory cap; manager/milter/condition
@@ -145,6 +161,52 @@ static int s_set_macro(lua_State *L)
 	return 0;
 }
 
+/* s:result(child_name): that child's latest answer, or nil. */
+static int s_result(lua_State *L)
+{
+	const struct mh_cond_ctx *ctx = session_ctx(L);
+	const char *name = plain_arg(L, 2);
+	push_opt_string(L, ctx->child_result ? ctx->child_result(ctx, name) : NULL);
+	return 1;
+}
+
+/* s.headers: a fresh array of { name = ..., value = ... }, in order. */
+static void push_headers(lua_State *L, const struct mh_cond_ctx *ctx)
+{
+	const char *n0 = NULL, *v0 = NULL;
+	size_t n = ctx->headers ? ctx->headers(ctx, 0, &n0, &v0) : 0;
+	lua_createtable(L, n < 1000 ? (int)n : 1000, 0);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = NULL, *value = NULL;
+		if (ctx->headers(ctx, i, &name, &value) <= i || name == NULL)
+			break;
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, name);
+		lua_setfield(L, -2, "name");
+		lua_pushstring(L, value != NULL ? value : "");
+		lua_setfield(L, -2, "value");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+}
+
+/* s.results: a fresh table child name -> status, for children with one. */
+static void push_results(lua_State *L, const struct mh_cond_ctx *ctx)
+{
+	const char *n0 = NULL;
+	size_t n = ctx->children && ctx->child_result ? ctx->children(ctx, 0, &n0) : 0;
+	lua_createtable(L, 0, n < 1000 ? (int)n : 1000);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = NULL, *st;
+		if (ctx->children(ctx, i, &name) <= i || name == NULL)
+			break;
+		st = ctx->child_result(ctx, name);
+		if (st == NULL)
+			continue;
+		lua_pushstring(L, st);
+		lua_setfield(L, -2, name);
+	}
+}
+
 static int s_index(lua_State *L)
 {
 	const struct mh_cond_ctx *ctx = session_ctx(L);
@@ -181,6 +243,12 @@ static int s_index(lua_State *L)
 		lua_pushcfunction(L, s_macro);
 	} else if (strcmp(key, "set_macro") == 0) {
 		lua_pushcfunction(L, s_set_macro);
+	} else if (strcmp(key, "headers") == 0) {
+		push_headers(L, ctx);
+	} else if (strcmp(key, "result") == 0) {
+		lua_pushcfunction(L, s_result);
+	} else if (strcmp(key, "results") == 0) {
+		push_results(L, ctx);
 	} else {
 		lua_pushnil(L);
 	}

@@ -376,6 +376,7 @@ static void start_children(struct hub_session *s)
 		k->conf = cc;
 		k->idx = (uint16_t)n;
 		k->last = MH_ST_NONE;
+		k->res_conn = k->res_txn = MH_ST_NONE;
 		k->state = 'O';
 		k->start = ev_now(s->hub->loop);
 		n++;

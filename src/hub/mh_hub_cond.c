@@ -17,6 +17,14 @@
  * recipient's verdict holds for that recipient only). Macros a condition
  * sets go to that child only, with every later command's macros.
  *
+ * What a condition sees of the others (s:result, design §2.7): each
+ * child's latest answer, kept in two bytes: res_conn (connect/helo) and
+ * res_txn (this transaction; MH_ST_COUNT once left out of it, reset with
+ * the transaction). Children answer an envelope stage in parallel, so at
+ * mail/rcpt the others' answers at that stage are not known yet; in the
+ * content chain a later child is asked after the earlier ones answered
+ * (at eom). The headers are the working copy's (t->msg), read in place.
+ *
  * Cost: a child without conditions costs one test per stage; the ctx is
  * built on the stack; nothing is allocated unless a condition sets a
  * macro, and the session keeps 'C'/'H'/recipients only when some child
@@ -127,6 +135,77 @@ static void ctx_set_macro(const struct mh_cond_ctx *ctx, const char *name, const
 }
 
 /*
+ * The working header list, hidden headers skipped. At a header stage of a
+ * replayed child the list holds the whole message: count up to the header
+ * being sent (t->rhdr), as the live head sees it.
+ */
+static size_t ctx_headers(const struct mh_cond_ctx *ctx, size_t i, const char **name,
+                          const char **value)
+{
+	const struct hub_child *k = ctx->hub_arg;
+	const struct hub_txn *t = k->s->txn;
+	size_t end, n = 0, found = 0;
+
+	if (t == NULL || !t->content)
+		return 0;
+	end = t->msg.nhdrs;
+	if (ctx->stage == MH_COND_HEADER && t->step == RP_HDRS && t->rhdr < end)
+		end = t->rhdr + 1;
+	for (size_t j = 0; j < end; j++) {
+		const struct mh_msg_header *h = &t->msg.hdrs[j];
+
+		if (h->hidden)
+			continue;
+		if (n == i && !found) {
+			*name = h->name;
+			*value = mh_msg_value_for_milter(h->value, 0);
+			found = 1;
+		}
+		n++;
+	}
+	return n;
+}
+
+static const char *ctx_child_result(const struct mh_cond_ctx *ctx, const char *child_name)
+{
+	const struct hub_child *me = ctx->hub_arg;
+	const struct hub_session *s = me->s;
+
+	if (child_name == NULL)
+		return NULL;
+	for (size_t i = 0; i < s->nkids; i++) {
+		const struct hub_child *k = &s->kids[i];
+		enum mh_status st;
+
+		if (strcmp(k->conf->name, child_name) != 0)
+			continue;
+		st = (enum mh_status)(k->res_txn != MH_ST_NONE ? k->res_txn : k->res_conn);
+		if (st <= MH_ST_NONE || st >= MH_ST_COUNT)
+			return NULL; /* none, or left out of the transaction */
+		return mh_status_name(st);
+	}
+	return NULL;
+}
+
+static size_t ctx_children(const struct mh_cond_ctx *ctx, size_t i, const char **name)
+{
+	const struct hub_child *me = ctx->hub_arg;
+	const struct hub_session *s = me->s;
+
+	if (i < s->nkids)
+		*name = s->kids[i].conf->name;
+	return s->nkids;
+}
+
+void hub_cond_note_answer(struct hub_child *k, enum mh_status st)
+{
+	if (k->s->cmd == 'C' || k->s->cmd == 'H')
+		k->res_conn = (int8_t)st;
+	else
+		k->res_txn = (int8_t)st;
+}
+
+/*
  * Ask k's undecided conditions at stage. Returns the condition that said
  * "not applicable", or NULL when the child applies (so far).
  */
@@ -154,6 +233,9 @@ static const struct mh_cond *ask(struct hub_child *k, enum mh_cond_stage stage, 
 	ctx.now = s->hub->now_fixed ? s->hub->now : time(NULL);
 	ctx.macro = ctx_macro;
 	ctx.set_macro = ctx_set_macro;
+	ctx.headers = ctx_headers;
+	ctx.child_result = ctx_child_result;
+	ctx.children = ctx_children;
 	ctx.hub_arg = k;
 	for (size_t i = 0; i < cc->nwhen; i++) {
 		uint64_t bit = i < 64 ? (uint64_t)1 << i : 0;
@@ -203,16 +285,19 @@ int hub_cond_envelope(struct hub_child *k, const struct mh_cmd *cmd)
 		k->fold_pending = 0; /* an unreachable child's fallback does not count */
 		k->state = cmd->code;
 		k->last = MH_ST_ACCEPT;
+		k->res_conn = k->res_txn = MH_ST_NONE; /* no result for the others */
 		hub_child_drop(k, 1);
 		break;
 	case 'M':
 		k->in_txn = 0; /* MAIL not sent: nothing to abort */
+		k->res_txn = MH_ST_COUNT; /* out of the transaction: no result */
 		break;
 	case 'R':
 		k->rcpt_withheld = 1; /* stays in the transaction */
 		break;
 	default: /* 'T' */
 		k->in_txn = 0;
+		k->res_txn = MH_ST_COUNT;
 		if (k->link != NULL)
 			mh_child_abort(k->link);
 		break;
@@ -235,6 +320,7 @@ int hub_cond_content(struct hub_child *k, uint8_t code, const char *hname, const
 	k->in_txn = 0;
 	k->live = 0;
 	k->msg_done = 1;
+	k->res_txn = MH_ST_COUNT;
 	if (k->link != NULL)
 		mh_child_abort(k->link);
 	if (k->s->txn != NULL)
@@ -332,6 +418,7 @@ void hub_cond_txn_reset(struct hub_session *s)
 
 		k->rcpt_withheld = 0;
 		k->cond_ok_txn = 0;
+		k->res_txn = MH_ST_NONE;
 		if (k->nxmacros > 0)
 			forget_txn_macros(k);
 	}

@@ -52,6 +52,7 @@ static enum verdict verdict(struct hub_child *k, enum mh_status st, const char *
 	enum mh_status eff = hub_effective(k, st);
 
 	k->last = st;
+	hub_cond_note_answer(k, st);
 	if (failed) {
 		hub_mods_child_done(s, k, 0);
 		hub_child_drop(k, 0);

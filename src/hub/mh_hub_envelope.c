@@ -41,6 +41,7 @@ static void apply_answer(struct hub_child *k, enum mh_status st, const char *tex
 	enum mh_status eff = hub_effective(k, st);
 
 	k->last = st;
+	hub_cond_note_answer(k, st);
 	hub_set_text(k, eff == st ? text : NULL);
 	mh_status_merge_add(&s->merge, eff, k->text, k->idx);
 	if (failed) {

@@ -69,6 +69,10 @@ struct hub_child {
 	uint16_t idx; /* chain index (configuration order) */
 	uint8_t state; /* last command it got (for the log) */
 	int8_t last; /* enum mh_status: its last answer */
+	/* design §2.7, for other children's conditions (s:result): its latest
+	 * answer at connect/helo and in the current transaction; MH_ST_NONE
+	 * when none, MH_ST_COUNT when left out of the transaction. */
+	int8_t res_conn, res_txn;
 	unsigned waiting : 1; /* an answer is outstanding */
 	unsigned conn_done : 1; /* retired for the connection (design §2.2) */
 	unsigned in_txn : 1; /* takes part in the current transaction */
@@ -220,6 +224,8 @@ ssize_t hub_body_next_chunk(struct hub_session *s, const uint8_t **out);
  */
 int hub_cond_envelope(struct hub_child *k, const struct mh_cmd *cmd);
 int hub_cond_content(struct hub_child *k, uint8_t code, const char *hname, const char *hvalue);
+/* k answered st to the MTA command being answered (s->cmd). */
+void hub_cond_note_answer(struct hub_child *k, enum mh_status st);
 /* Session facts the conditions read ('C', 'H', recipients). */
 void hub_cond_note_command(struct hub_session *s, const struct mh_cmd *cmd);
 void hub_cond_note_rcpt_result(struct hub_session *s, int accepted);

@@ -637,6 +637,47 @@ def cond_lua_condition_false_at_helo_leaves_the_child_out_for_the_connection(env
     eq(len(mails(tm)), 1, "MAILs of the child on a connection with a good HELO")
 
 
+@test
+def cond_lua_condition_reads_the_headers_so_far_and_an_earlier_childs_result(env):
+    # a is first in the chain: it gets the message live and answers its eom
+    # (accept) before b is replayed, so at b's eoh s:result("a") is known.
+    # The condition reports what it saw in macros b receives with its eoh.
+    a = env.testmilter(*on("eom", "accept"))
+    b = env.testmilter()
+    see = Lua('''function(s)
+        local names = {}
+        for i, h in ipairs(s.headers) do
+            if h.name == "X-Spam" then return false end
+            names[i] = h.name .. "=" .. h.value
+        end
+        s:set_macro("{hdrs}", table.concat(names, ","))
+        s:set_macro("{res_a}", tostring(s:result("a")))
+        s:set_macro("{res_all}", tostring(s.results.a) .. "/" .. tostring(s.results.nobody))
+        return true
+    end''')
+    hub = cond_hub(env, [("a", a, {}), ("b", b, {"when": ["no-spam"]})],
+                   [("no-spam", {"eoh": see})])
+    hdrs = ["--header", "From: s@example.net", "--header", "Subject: hello"]
+    r = hub_mta(env, hub, *hdrs)
+    eq(r["result"], "accept", "result of the clean message")
+    eoh = b.all("eoh")
+    eq(len(eoh), 1, "eoh commands b got for the clean message")
+    m = eoh[0].get("macros", {})
+    # The working copy's headers as a saw them: the MTA's hidden Received: left out.
+    seen = ",".join("%s=%s" % (h["name"], h["value"]) for h in a.all("header"))
+    eq(m.get("{hdrs}"), seen, "s.headers at b's eoh (b's eoh macros %r)" % m)
+    ok("From=s@example.net" in seen and "Subject=hello" in seen, "a's headers: %r" % seen)
+    eq(m.get("{res_a}"), "accept", "s:result(\"a\") at b's eoh")
+    eq(m.get("{res_all}"), "accept/nil", "s.results at b's eoh")
+    eq(len(b.all("eom")), 1, "b applied to the clean message")
+    # X-Spam: the condition says false at eoh; b is out of that message only.
+    r = hub_mta(env, hub, *(hdrs + ["--header", "X-Spam: yes"]))
+    eq(r["result"], "accept", "result of the spam-marked message")
+    eq(len(b.all("eoh")), 1, "b got an eoh for the X-Spam message")
+    eq(len(b.all("eom")), 1, "b got the X-Spam message to the end")
+    eq(len(a.all("eom")), 2, "messages a got")
+
+
 def removal_at(env, stage_name):
     """Three children; the middle one's condition is false at DATA (or at a
     header) of message 1 only. Message 1 must still reach the others and

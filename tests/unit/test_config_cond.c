@@ -306,6 +306,79 @@ static void lua_condition_sees_the_session(void **state)
 	mh_config_free(&c);
 }
 
+/* A hub's view of the message and the other children, faked. */
+static const char *const fake_hdrs[][2] = {
+    {"From", "x@example.net"},
+    {"X-Spam", "yes"},
+    {"Subject", "hello"},
+};
+static const char *const fake_kids[][2] = {{"a", "tempfail"}, {"b", NULL}, {"c", "continue"}};
+
+static size_t fake_headers(const struct mh_cond_ctx *ctx, size_t i, const char **name,
+                           const char **value)
+{
+	if (i < 3) {
+		*name = fake_hdrs[i][0];
+		*value = fake_hdrs[i][1];
+	}
+	return 3;
+}
+
+static const char *fake_child_result(const struct mh_cond_ctx *ctx, const char *child_name)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (strcmp(fake_kids[i][0], child_name) == 0)
+			return fake_kids[i][1];
+	return NULL;
+}
+
+static size_t fake_children(const struct mh_cond_ctx *ctx, size_t i, const char **name)
+{
+	if (i < 3)
+		*name = fake_kids[i][0];
+	return 3;
+}
+
+static void lua_condition_sees_headers_and_results(void **state)
+{
+	struct mh_config c;
+	load_ok("condition \"look\" { eoh = function(s)\n"
+	        "  local h = s.headers\n"
+	        "  assert(#h == 3 and h[1].name == \"From\" and h[1].value == \"x@example.net\")\n"
+	        "  assert(h[3].value == \"hello\")\n"
+	        "  assert(s:result(\"c\") == \"continue\" and s:result(\"b\") == nil)\n"
+	        "  assert(s:result(\"nobody\") == nil)\n"
+	        "  local r, n = s.results, 0\n"
+	        "  for k, v in pairs(r) do n = n + 1 end\n"
+	        "  assert(n == 2 and r.a == \"tempfail\" and r.c == \"continue\", n)\n"
+	        "  return not (h[2].name == \"X-Spam\" and s:result(\"a\") == \"tempfail\")\n"
+	        "end }\n"
+	        "milter \"a\" { socket = \"unix:/a\", when = { \"look\" } }\n",
+	        &c);
+	struct fake f;
+	char log[2048];
+	fake_init(&f, MH_COND_EOH);
+	f.ctx.headers = fake_headers;
+	f.ctx.child_result = fake_child_result;
+	f.ctx.children = fake_children;
+	enum mh_cond_verdict v = eval_logged(the_when(&c, 0), &f, log, sizeof(log));
+	if (v != MH_COND_NOT_APPLICABLE)
+		fail_msg("verdict %d, log: %s", v, log);
+	/* Without the callbacks (NULL): an empty table and nil, no crash. */
+	mh_config_free(&c);
+	load_ok("condition \"bare\" { eoh = function(s)\n"
+	        "  assert(#s.headers == 0 and s:result(\"a\") == nil and next(s.results) == nil)\n"
+	        "  return false\n"
+	        "end }\n"
+	        "milter \"a\" { socket = \"unix:/a\", when = { \"bare\" } }\n",
+	        &c);
+	fake_init(&f, MH_COND_EOH);
+	v = eval_logged(the_when(&c, 0), &f, log, sizeof(log));
+	if (v != MH_COND_NOT_APPLICABLE)
+		fail_msg("verdict %d, log: %s", v, log);
+	mh_config_free(&c);
+}
+
 static void lua_errors_apply_and_are_logged(void **state)
 {
 	struct mh_config c;
@@ -471,6 +544,7 @@ int main(void)
 	    cmocka_unit_test(bad_options_name_the_line_and_key),
 	    cmocka_unit_test(lua_condition_answers_true_false_nil),
 	    cmocka_unit_test(lua_condition_sees_the_session),
+	    cmocka_unit_test(lua_condition_sees_headers_and_results),
 	    cmocka_unit_test(lua_errors_apply_and_are_logged),
 	    cmocka_unit_test(endless_loops_are_stopped),
 	    cmocka_unit_test(lua_state_kept_only_when_needed),
