@@ -271,11 +271,8 @@ static void list_set(struct child_list *l, const char *text)
 	char *save = NULL;
 	for (char *t = strtok_r(l->tokens, " ,\t", &save); t != NULL;
 	     t = strtok_r(NULL, " ,\t", &save)) {
-		size_t len = strlen(t);
-		if (len >= 2 && t[0] == '{' && t[len - 1] == '}') {
-			t++;
-			len -= 2;
-		}
+		size_t len;
+		t = (char *)mh_macro_bare(t, &len);
 		l->names[l->n].p = t;
 		l->names[l->n].len = len;
 		l->n++;
@@ -322,31 +319,6 @@ static void on_negotiation_reply(struct mh_child *c, const struct mh_packet *p)
 }
 
 /* ------------------------------------------------------------ replies */
-
-/* Action flag a modification needs; 0 for codes that are none. */
-static uint32_t action_of(uint8_t code)
-{
-	switch (code) {
-	case MH_REP_ADDRCPT:
-		return MH_ACT_ADDRCPT;
-	case MH_REP_DELRCPT:
-		return MH_ACT_DELRCPT;
-	case MH_REP_ADDRCPT_PAR:
-		return MH_ACT_ADDRCPT_PAR;
-	case MH_REP_REPLBODY:
-		return MH_ACT_CHGBODY;
-	case MH_REP_CHGFROM:
-		return MH_ACT_CHGFROM;
-	case MH_REP_ADDHEADER:
-	case MH_REP_INSHEADER:
-		return MH_ACT_ADDHDRS;
-	case MH_REP_CHGHEADER:
-		return MH_ACT_CHGHDRS;
-	case MH_REP_QUARANTINE:
-		return MH_ACT_QUARANTINE;
-	}
-	return 0;
-}
 
 static void expect_pop(struct mh_child *c)
 {
@@ -416,7 +388,7 @@ static void on_reply(struct mh_child *c, const struct mh_packet *p)
 		child_fail(c, "asked for shutdown in reply to %s", mh_cmd_name(cmd));
 		return;
 	}
-	uint32_t act = action_of(r.code);
+	uint32_t act = mh_reply_action(r.code);
 	if (act == 0) {
 		child_fail(c, "unexpected reply '%c' to %s", r.code, mh_cmd_name(cmd));
 		return;
@@ -592,11 +564,9 @@ static int macro_stage(uint8_t cmd)
 
 static int list_has(const struct child_list *l, const char *name)
 {
-	size_t len = strlen(name);
-	if (len >= 2 && name[0] == '{' && name[len - 1] == '}') {
-		name++;
-		len -= 2;
-	}
+	size_t len;
+
+	name = mh_macro_bare(name, &len);
 	for (size_t i = 0; i < l->n; i++)
 		if (l->names[i].len == len && memcmp(l->names[i].p, name, len) == 0)
 			return 1;

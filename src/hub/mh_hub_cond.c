@@ -73,29 +73,13 @@ static int stage_of(uint8_t code, enum mh_cond_stage *st)
 	}
 }
 
-/* "x" and "{x}" name the same macro. */
-static int macro_name_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la >= 2 && a[0] == '{' && a[la - 1] == '}') {
-		a++;
-		la -= 2;
-	}
-	if (lb >= 2 && b[0] == '{' && b[lb - 1] == '}') {
-		b++;
-		lb -= 2;
-	}
-	return la == lb && memcmp(a, b, la) == 0;
-}
-
 static const char *ctx_macro(const struct mh_cond_ctx *ctx, const char *name)
 {
 	struct hub_child *k = ctx->hub_arg;
 
 	/* What this child will be sent: its own condition macros first. */
 	for (size_t i = 0; i < k->nxmacros; i++)
-		if (macro_name_eq(k->xmacros[i].name, name))
+		if (mh_macro_name_eq(k->xmacros[i].name, name))
 			return k->xmacros[i].value;
 	return k->s->mta != NULL ? mh_mta_macro(k->s->mta, name) : NULL;
 }
@@ -108,7 +92,7 @@ static void ctx_set_macro(const struct mh_cond_ctx *ctx, const char *name, const
 	if (name == NULL || name[0] == '\0')
 		return;
 	for (size_t i = 0; i < k->nxmacros; i++)
-		if (macro_name_eq(k->xmacros[i].name, name))
+		if (mh_macro_name_eq(k->xmacros[i].name, name))
 			x = &k->xmacros[i];
 	if (x == NULL) {
 		if (k->nxmacros == UINT8_MAX) {
@@ -473,7 +457,7 @@ size_t hub_cond_macros(struct hub_child *k, uint8_t code, const char *const *in,
 
 		/* design §2.7: a condition's macro overrides the MTA's. */
 		for (j = 0; j < n; j++)
-			if (macro_name_eq(out[2 * j], x->name))
+			if (mh_macro_name_eq(out[2 * j], x->name))
 				break;
 		if (j == n) {
 			if (n == max)

@@ -18,32 +18,6 @@
 
 #include "hub/mh_hub_session.h"
 #include "util/mh_log.h"
-
-static uint32_t action_of(uint8_t code)
-{
-	switch (code) {
-	case 'h':
-	case 'i':
-		return MH_ACT_ADDHDRS;
-	case 'm':
-		return MH_ACT_CHGHDRS;
-	case 'b':
-		return MH_ACT_CHGBODY;
-	case '+':
-		return MH_ACT_ADDRCPT;
-	case '2':
-		return MH_ACT_ADDRCPT_PAR;
-	case '-':
-		return MH_ACT_DELRCPT;
-	case 'e':
-		return MH_ACT_CHGFROM;
-	case 'q':
-		return MH_ACT_QUARANTINE;
-	default:
-		return 0;
-	}
-}
-
 static uint32_t mta_actions(struct hub_session *s)
 {
 	const struct mh_optneg *neg = mh_mta_negotiated(s->mta);
@@ -118,7 +92,7 @@ void hub_mods_record(struct hub_child *k, const struct mh_reply *r)
 	}
 	if (code == '2' && !(granted & MH_ACT_ADDRCPT_PAR) && (granted & MH_ACT_ADDRCPT))
 		code = '+'; /* the MTA takes no ESMTP args: the address alone */
-	if (!(granted & action_of(code))) {
+	if (!(granted & mh_reply_action(code))) {
 		mh_warn(s->id, "child %s: modification '%c' not granted by the MTA: dropped",
 		        k->conf->name, r->code);
 		return;

@@ -160,31 +160,6 @@ static const char *state_name(const struct mh_mta *m)
 	return "?";
 }
 
-/* The action flag a modification needs; 0 when the code is not one. */
-static uint32_t action_bit(uint8_t code)
-{
-	switch (code) {
-	case MH_REP_ADDHEADER:
-	case MH_REP_INSHEADER:
-		return MH_ACT_ADDHDRS;
-	case MH_REP_CHGHEADER:
-		return MH_ACT_CHGHDRS;
-	case MH_REP_REPLBODY:
-		return MH_ACT_CHGBODY;
-	case MH_REP_ADDRCPT:
-		return MH_ACT_ADDRCPT;
-	case MH_REP_DELRCPT:
-		return MH_ACT_DELRCPT;
-	case MH_REP_ADDRCPT_PAR:
-		return MH_ACT_ADDRCPT_PAR;
-	case MH_REP_CHGFROM:
-		return MH_ACT_CHGFROM;
-	case MH_REP_QUARANTINE:
-		return MH_ACT_QUARANTINE;
-	}
-	return 0;
-}
-
 static void optneg_copy(struct mh_optneg *dst, const struct mh_optneg *src)
 {
 	int i;
@@ -245,19 +220,6 @@ static void macros_store(struct mh_mta *m, const struct mh_cmd *cmd)
 	m->macros[stage].npairs = cmd->u.macro.npairs;
 }
 
-/* Strip one pair of braces: "{x}" -> "x" (len returned in *len). */
-static const char *macro_bare(const char *name, size_t *len)
-{
-	size_t n = strlen(name);
-
-	if (n >= 2 && name[0] == '{' && name[n - 1] == '}') {
-		*len = n - 2;
-		return name + 1;
-	}
-	*len = n;
-	return name;
-}
-
 size_t mh_mta_macros(const struct mh_mta *m, uint8_t stage_cmd, const char *const **pairs)
 {
 	int stage = mh_macro_stage_of_cmd(stage_cmd);
@@ -277,13 +239,13 @@ const char *mh_mta_macro(const struct mh_mta *m, const char *name)
 	                                          MH_STAGE_RCPT,   MH_STAGE_MAIL, MH_STAGE_HELO,
 	                                          MH_STAGE_CONNECT};
 	size_t want_len, have_len, i;
-	const char *want = macro_bare(name, &want_len);
+	const char *want = mh_macro_bare(name, &want_len);
 	int s;
 
 	for (s = 0; s < MH_STAGE_COUNT; s++) {
 		const struct mta_macros *mm = &m->macros[order[s]];
 		for (i = 0; i < mm->npairs; i++) {
-			const char *have = macro_bare(mm->pairs[2 * i], &have_len);
+			const char *have = mh_macro_bare(mm->pairs[2 * i], &have_len);
 			if (have_len == want_len && memcmp(have, want, want_len) == 0)
 				return mm->pairs[2 * i + 1];
 		}
@@ -639,7 +601,7 @@ void mh_mta_send_progress(struct mh_mta *m)
 void mh_mta_send_modification(struct mh_mta *m, const struct mh_reply *mod)
 {
 	struct mh_buf *out;
-	uint32_t need = action_bit(mod->code);
+	uint32_t need = mh_reply_action(mod->code);
 
 	if (m->conn == NULL)
 		return;

@@ -767,3 +767,48 @@ uint32_t mh_cmd_nr_bit(uint8_t code)
 	}
 	return 0;
 }
+
+uint32_t mh_reply_action(uint8_t code)
+{
+	switch (code) {
+	case MH_REP_ADDHEADER:
+	case MH_REP_INSHEADER:
+		return MH_ACT_ADDHDRS;
+	case MH_REP_CHGHEADER:
+		return MH_ACT_CHGHDRS;
+	case MH_REP_REPLBODY:
+		return MH_ACT_CHGBODY;
+	case MH_REP_ADDRCPT:
+		return MH_ACT_ADDRCPT;
+	case MH_REP_DELRCPT:
+		return MH_ACT_DELRCPT;
+	case MH_REP_ADDRCPT_PAR:
+		return MH_ACT_ADDRCPT_PAR;
+	case MH_REP_CHGFROM:
+		return MH_ACT_CHGFROM;
+	case MH_REP_QUARANTINE:
+		return MH_ACT_QUARANTINE;
+	}
+	return 0;
+}
+
+const char *mh_macro_bare(const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+
+	if (n >= 2 && name[0] == '{' && name[n - 1] == '}') {
+		*len = n - 2;
+		return name + 1;
+	}
+	*len = n;
+	return name;
+}
+
+int mh_macro_name_eq(const char *a, const char *b)
+{
+	size_t la, lb;
+
+	a = mh_macro_bare(a, &la);
+	b = mh_macro_bare(b, &lb);
+	return la == lb && memcmp(a, b, la) == 0;
+}

@@ -267,6 +267,14 @@ const char *mh_cmd_name(uint8_t code);
 /* The NR* bit that silences the reply to a command; 0 when it is always answered. */
 uint32_t mh_cmd_nr_bit(uint8_t code);
 
+/* The action flag (MH_ACT_*) a modification reply needs; 0 for other codes. */
+uint32_t mh_reply_action(uint8_t code);
+
+/* A macro name without one pair of braces ("{x}" -> "x"); its length in *len. */
+const char *mh_macro_bare(const char *name, size_t *len);
+/* Do two macro names name the same macro ("x" and "{x}" do)? */
+int mh_macro_name_eq(const char *a, const char *b);
+
 /* Class of a reply code. */
 int mh_reply_is_decision(uint8_t code); /* a c d r t y s 4 f */
 int mh_reply_is_modification(uint8_t code); /* + - 2 b e h i m */

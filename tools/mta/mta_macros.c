@@ -102,22 +102,6 @@ static int cmd_mstage(enum mta_flavour flavour, uint8_t cmd)
 	}
 }
 
-/* Names compare without their braces: "j" is "{j}". */
-static int same_name(const char *a, const char *b)
-{
-	size_t an = strlen(a), bn = strlen(b);
-
-	if (an >= 2 && a[0] == '{' && a[an - 1] == '}') {
-		a++;
-		an -= 2;
-	}
-	if (bn >= 2 && b[0] == '{' && b[bn - 1] == '}') {
-		b++;
-		bn -= 2;
-	}
-	return an == bn && strncmp(a, b, an) == 0;
-}
-
 static const char *value_of(const struct mta_config *c, const struct mta_macro_values *v,
                             const char *name)
 {
@@ -132,33 +116,33 @@ static const char *value_of(const struct mta_config *c, const struct mta_macro_v
 	};
 
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (same_name(name, fixed[i].name))
+		if (mh_macro_name_eq(name, fixed[i].name))
 			return fixed[i].value;
-	if (same_name(name, "v"))
+	if (mh_macro_name_eq(name, "v"))
 		return sm ? "8.17.1" : "Postfix 3.7.11";
-	if (same_name(name, "_"))
+	if (mh_macro_name_eq(name, "_"))
 		return c->underscore;
-	if (same_name(name, "client_addr"))
+	if (mh_macro_name_eq(name, "client_addr"))
 		return c->client_addr_macro;
-	if (same_name(name, "client_port"))
+	if (mh_macro_name_eq(name, "client_port"))
 		return c->client_port_str;
-	if (same_name(name, "client_name") || same_name(name, "client_ptr"))
+	if (mh_macro_name_eq(name, "client_name") || mh_macro_name_eq(name, "client_ptr"))
 		return c->client_name;
-	if (same_name(name, "i"))
+	if (mh_macro_name_eq(name, "i"))
 		return v->queue_id;
-	if (same_name(name, "mail_addr"))
+	if (mh_macro_name_eq(name, "mail_addr"))
 		return v->mail_addr;
-	if (same_name(name, "rcpt_addr"))
+	if (mh_macro_name_eq(name, "rcpt_addr"))
 		return v->rcpt_addr;
-	if (same_name(name, "auth_type"))
+	if (mh_macro_name_eq(name, "auth_type"))
 		return c->auth ? "PLAIN" : NULL;
-	if (same_name(name, "auth_authen"))
+	if (mh_macro_name_eq(name, "auth_authen"))
 		return c->auth;
-	if (sm && same_name(name, "if_name"))
+	if (sm && mh_macro_name_eq(name, "if_name"))
 		return MTA_HOSTNAME;
-	if (sm && same_name(name, "if_addr"))
+	if (sm && mh_macro_name_eq(name, "if_addr"))
 		return MTA_ADDR;
-	if (sm && same_name(name, "msg_id"))
+	if (sm && mh_macro_name_eq(name, "msg_id"))
 		return v->msg_id;
 	return NULL;
 }
@@ -169,7 +153,7 @@ static const char *override_of(const struct mta_config *c, enum mta_mstage ms, c
 	const char *value = NULL;
 
 	for (size_t i = 0; i < c->nmacros; i++)
-		if (c->macros[i].stage == ms && same_name(c->macros[i].name, name))
+		if (c->macros[i].stage == ms && mh_macro_name_eq(c->macros[i].name, name))
 			value = c->macros[i].value;
 	return value;
 }
@@ -177,7 +161,7 @@ static const char *override_of(const struct mta_config *c, enum mta_mstage ms, c
 static int listed(const char *const *names, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
-		if (same_name(names[i], name))
+		if (mh_macro_name_eq(names[i], name))
 			return 1;
 	return 0;
 }
