@@ -259,13 +259,8 @@ static int convert_option(lua_State *L, int idx, struct mh_cond_opt *o, enum opt
 		*shape = SHAPE_BOOL;
 		break;
 	case LUA_TTABLE: {
-		size_t n = lua_rawlen(L, idx), count = 0;
-		lua_pushnil(L);
-		while (lua_next(L, idx) != 0) {
-			count++;
-			lua_pop(L, 1);
-		}
-		if (count != n)
+		size_t n;
+		if (!mh_config_is_list(L, idx, &n))
 			return mh_errf(why, whylen,
 			               "expected a list of strings, got a table with "
 			               "named or sparse entries");

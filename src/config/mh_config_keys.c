@@ -436,13 +436,8 @@ static int parse_when(lua_State *L, int idx, void *base, const struct mh_config_
 	if (lua_type(L, idx) != LUA_TTABLE)
 		return wrong_type(L, idx, k, why, whylen);
 	idx = lua_absindex(L, idx);
-	size_t n = lua_rawlen(L, idx), count = 0;
-	lua_pushnil(L);
-	while (lua_next(L, idx) != 0) {
-		count++;
-		lua_pop(L, 1);
-	}
-	if (count != n)
+	size_t n;
+	if (!mh_config_is_list(L, idx, &n))
 		return mh_errf(why, whylen,
 		               "expected a list of condition names, got a table with "
 		               "named or sparse entries");
@@ -618,4 +613,18 @@ void mh_config_show_block(FILE *out, const void *base, const struct mh_config_ke
 		r->kind->show(out, base, r);
 		fputs(",\n", out);
 	}
+}
+
+int mh_config_is_list(lua_State *L, int idx, size_t *n)
+{
+	size_t count = 0;
+
+	idx = lua_absindex(L, idx);
+	*n = lua_rawlen(L, idx);
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0) {
+		count++;
+		lua_pop(L, 1);
+	}
+	return count == *n;
 }

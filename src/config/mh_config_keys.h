@@ -69,6 +69,8 @@ void mh_config_show_string(FILE *out, const char *s);
 
 /* Parse "0660" / 432 into a mode; "4M" / "512K" / 4096 into bytes. For tests too. */
 int mh_config_parse_mode(const char *s, unsigned *out);
+/* Is the table at idx a plain list (keys 1..n, nothing else)? Sets *n. */
+int mh_config_is_list(lua_State *L, int idx, size_t *n);
 int mh_config_parse_bytes(const char *s, size_t *out);
 
 #endif
