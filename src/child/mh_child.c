@@ -101,7 +101,12 @@ struct mh_child {
 	struct mh_conn *conn; /* NULL once closed */
 	enum child_state state;
 	struct mh_optneg reply; /* the child's negotiation, masked */
-	struct child_list lists[MH_STAGE_COUNT];
+	struct child_list lists[MH_STAGE_COUNT]; /* as the child sent them */
+	/* Names forwarded per stage (n = 0: every pair): the child's own v6
+	 * list until the hub sets its plan (mh_child_forward_macros). */
+	struct child_list fwd[MH_STAGE_COUNT];
+	char **also; /* names forwarded at every stage (condition macros) */
+	size_t nalso;
 	uint8_t expect[CHILD_EXPECT_MAX]; /* commands whose replies are due, oldest first */
 	size_t nexpect;
 	int live; /* the newest expected reply is reported (not aborted) */
@@ -116,14 +121,25 @@ struct mh_child {
 };
 /* ------------------------------------------------------------ lifetime */
 
+static void list_free(struct child_list *l)
+{
+	free(l->text);
+	free(l->tokens);
+	free(l->names);
+	memset(l, 0, sizeof(*l));
+}
+
 static void lists_free(struct mh_child *c)
 {
 	for (int s = 0; s < MH_STAGE_COUNT; s++) {
-		free(c->lists[s].text);
-		free(c->lists[s].tokens);
-		free(c->lists[s].names);
-		memset(&c->lists[s], 0, sizeof(c->lists[s]));
+		list_free(&c->lists[s]);
+		list_free(&c->fwd[s]);
 	}
+	for (size_t i = 0; i < c->nalso; i++)
+		free(c->also[i]);
+	free(c->also);
+	c->also = NULL;
+	c->nalso = 0;
 }
 
 static void child_release(struct mh_child *c)
@@ -291,6 +307,9 @@ static void take_negotiation(struct mh_child *c, const struct mh_optneg *r)
 			continue;
 		list_set(&c->lists[s], r->macros[s]);
 		c->reply.macros[s] = c->lists[s].text;
+		/* design §2.4: below v6, or empty, a list means the MTA's defaults */
+		if (r->version >= 6 && c->lists[s].n > 0)
+			list_set(&c->fwd[s], r->macros[s]);
 	}
 }
 
@@ -573,15 +592,39 @@ static int list_has(const struct child_list *l, const char *name)
 	return 0;
 }
 
-/* Select the pairs the child asked for into out; returns their number. */
+static int also_has(const struct mh_child *c, const char *name)
+{
+	for (size_t i = 0; i < c->nalso; i++)
+		if (mh_macro_name_eq(c->also[i], name))
+			return 1;
+	return 0;
+}
+
+void mh_child_forward_macros(struct mh_child *c, char *const lists[MH_STAGE_COUNT])
+{
+	for (int s = 0; s < MH_STAGE_COUNT; s++) {
+		list_free(&c->fwd[s]);
+		if (lists[s] != NULL)
+			list_set(&c->fwd[s], lists[s]);
+	}
+}
+
+void mh_child_forward_also(struct mh_child *c, const char *name)
+{
+	if (also_has(c, name))
+		return;
+	c->also = mh_xrealloc(c->also, (c->nalso + 1) * sizeof(*c->also));
+	c->also[c->nalso++] = mh_xstrdup(name);
+}
+
+/* Select the pairs the child is to get into out; returns their number. */
 static size_t filter_pairs(const struct mh_child *c, int stage, const char *const *pairs,
                            size_t npairs, const char **out)
 {
-	const struct child_list *l = &c->lists[stage];
-	int all = c->reply.version < 6 || l->n == 0; /* design §2.4: no list, MTA defaults */
+	const struct child_list *l = &c->fwd[stage];
 	size_t n = 0;
 	for (size_t i = 0; i < npairs && n < CHILD_MAX_PAIRS; i++) {
-		if (!all && !list_has(l, pairs[2 * i]))
+		if (l->n > 0 && !list_has(l, pairs[2 * i]) && !also_has(c, pairs[2 * i]))
 			continue;
 		out[2 * n] = pairs[2 * i];
 		out[2 * n + 1] = pairs[2 * i + 1];

@@ -115,6 +115,17 @@ enum mh_child_sent mh_child_send(struct mh_child *c, uint8_t code, const void *p
 int mh_child_takes(const struct mh_child *c, uint8_t code);
 
 /*
+ * Which macro names to forward per stage (SMFIM order), replacing the
+ * child's own lists: lists[s] holds names separated by spaces, or NULL to
+ * forward every pair (design §2.4; the hub passes the plan of
+ * mh_negotiate_plan_child). Copied.
+ */
+void mh_child_forward_macros(struct mh_child *c, char *const lists[MH_STAGE_COUNT]);
+/* Forward this macro name at every stage whatever the lists say (a macro a
+ * condition set for this child, design §2.7). Copied. */
+void mh_child_forward_also(struct mh_child *c, const char *name);
+
+/*
  * 'A' (no reply). Safe in any state; nothing is sent to a dead child. A
  * command still waiting is cancelled: no on_answer for it (its reply is
  * read and dropped), and the next command may be sent at once.

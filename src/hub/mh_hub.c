@@ -71,50 +71,17 @@ void hub_set_text(struct hub_child *k, const char *text)
 }
 
 /*
- * The MTA's pairs for command code as child k is to get them. mh_child
- * filters by the child's own list; a child that sent none must still get
- * only the MTA's defaults although the hub asked the MTA for the union
- * (design §2.4), so those pairs are filtered here.
+ * The MTA's pairs for command code, plus the macros k's conditions set
+ * (design §2.7), for k only. The child link keeps the pairs k negotiated
+ * (mh_child_forward_macros, set in negotiation_done).
  */
-static size_t mta_macros_for(struct hub_child *k, uint8_t code, const char *const **pairs)
-{
-	struct hub_session *s = k->s;
-	const struct mh_optneg *neg;
-	struct mh_negotiate_child plan;
-	const char *const *all;
-	const char **out;
-	size_t n, kept = 0;
-	int stage = mh_macro_stage_of_cmd(code);
-
-	*pairs = NULL;
-	if (s->mta == NULL)
-		return 0;
-	n = mh_mta_macros(s->mta, code, &all);
-	*pairs = all;
-	if (stage < 0 || n == 0 || s->neg_macros.list[stage] == NULL || k->link == NULL)
-		return n;
-	neg = mh_child_negotiated(k->link);
-	if (neg == NULL || neg->version < 6 ||
-	    (neg->macros[stage] != NULL && neg->macros[stage][0] != '\0'))
-		return n; /* its own list: mh_child filters */
-	memset(&plan, 0, sizeof(plan));
-	plan.macros[stage] = (char *)mh_negotiate_default_macros((enum mh_macro_stage)stage);
-	out = s->hub->pairs;
-	for (size_t i = 0; i < n && i < MH_ARGS_MAX / 2; i++) {
-		if (!mh_negotiate_child_wants_macro(&plan, (enum mh_macro_stage)stage, all[2 * i]))
-			continue;
-		out[2 * kept] = all[2 * i];
-		out[2 * kept + 1] = all[2 * i + 1];
-		kept++;
-	}
-	*pairs = out;
-	return kept;
-}
-
-/* ... plus the macros k's conditions set (design §2.7), for k only. */
 size_t hub_macros(struct hub_child *k, uint8_t code, const char *const **pairs)
 {
-	size_t n = mta_macros_for(k, code, pairs);
+	size_t n = 0;
+
+	*pairs = NULL;
+	if (k->s->mta != NULL)
+		n = mh_mta_macros(k->s->mta, code, pairs);
 
 	if (k->nxmacros == 0)
 		return n;
@@ -306,6 +273,17 @@ static void negotiation_done(struct hub_session *s)
 		return;
 	}
 	free(replies);
+	/* design §2.4: each child gets the macros it asked for, or the MTA's
+	 * defaults when it asked for none, although the MTA sends the union. */
+	for (size_t i = 0; i < s->nkids; i++) {
+		struct mh_negotiate_child plan;
+
+		if (s->kids[i].link == NULL)
+			continue;
+		mh_negotiate_plan_child(&reply, mh_child_negotiated(s->kids[i].link), &plan);
+		mh_child_forward_macros(s->kids[i].link, plan.macros);
+		mh_negotiate_child_free(&plan);
+	}
 	/* No child alive: ask for no NR bit, so the manager fallback is
 	 * answered at connect (design §2.5). */
 	if (n == 0)

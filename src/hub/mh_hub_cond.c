@@ -110,6 +110,8 @@ static void ctx_set_macro(const struct mh_cond_ctx *ctx, const char *name, const
 		x = &k->xmacros[k->nxmacros++];
 		x->name = mh_xstrdup(name);
 		x->value = NULL;
+		if (k->link != NULL)
+			mh_child_forward_also(k->link, name);
 	}
 	free(x->value);
 	x->value = mh_xstrdup(value != NULL ? value : "");
