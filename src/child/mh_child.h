@@ -58,6 +58,14 @@ struct mh_child_conf {
 	 */
 	struct mh_cond *const *when;
 	size_t nwhen;
+	/*
+	 * A child the daemon starts and supervises (issue 5); the link and
+	 * the hub never look at these. command NULL: started by someone else.
+	 */
+	char **command; /* argv, NULL-terminated; command[0] an absolute path */
+	char *user, *group; /* run it as; NULL: the manager's user (or the master's) */
+	double health_interval; /* connect + negotiate every N s (10) */
+	double restart_delay; /* first restart after N s, doubling up to 60 (1) */
 };
 
 struct mh_child;

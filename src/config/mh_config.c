@@ -62,6 +62,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -114,6 +117,12 @@ void mh_config_defaults(struct mh_config *c)
 	c->hub.tmpdir = NULL;
 	c->hub.mta_timeout = 600;
 	c->hub.max_payload = MH_PAYLOAD_DEFAULT_MAX;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	c->workers = cpus < 1 ? 1 : cpus > MH_WORKERS_MAX ? MH_WORKERS_MAX : (size_t)cpus;
+	c->drain_timeout = 30;
+	c->log = mh_xstrdup("stderr");
+	c->syslog_facility = mh_xstrdup("mail");
+	c->control_mode = 0600;
 }
 
 static void child_defaults(struct mh_child_conf *cc)
@@ -127,6 +136,8 @@ static void child_defaults(struct mh_child_conf *cc)
 	cc->eom_timeout = 297;
 	cc->evaluate = 0;
 	cc->enabled = 1;
+	cc->health_interval = 10;
+	cc->restart_delay = 1;
 }
 
 void mh_config_free(struct mh_config *c)
@@ -135,12 +146,24 @@ void mh_config_free(struct mh_config *c)
 		free(c->hub.children[i].name);
 		free(c->hub.children[i].socket_text);
 		free((void *)c->hub.children[i].when); /* the conditions are in c->conds */
+		for (char **a = c->hub.children[i].command; a && *a; a++)
+			free(*a);
+		free(c->hub.children[i].command);
+		free(c->hub.children[i].user);
+		free(c->hub.children[i].group);
 	}
 	free(c->hub.children);
 	mh_config_conds_free(c->conds); /* conditions first, then the Lua state */
 	free(c->path);
 	free(c->listen_text);
 	free(c->tmpdir);
+	free(c->user);
+	free(c->group);
+	free(c->socket_group);
+	free(c->pid_file);
+	free(c->log);
+	free(c->syslog_facility);
+	free(c->control);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -193,6 +216,22 @@ static struct loader *upvalue_loader(lua_State *L)
 	return cs->loader;
 }
 
+/*
+ * user / group / socket_group must name accounts of this system: a typo
+ * is found by --check-config, not by a worker failing at 3 a.m.
+ */
+static int unknown_id(const char *user, const char *group, const char *sgroup, char *why,
+                      size_t whylen)
+{
+	if (user != NULL && getpwnam(user) == NULL)
+		return mh_errf(why, whylen, "key 'user': no such user '%s'", user);
+	if (group != NULL && getgrnam(group) == NULL)
+		return mh_errf(why, whylen, "key 'group': no such group '%s'", group);
+	if (sgroup != NULL && getgrnam(sgroup) == NULL)
+		return mh_errf(why, whylen, "key 'socket_group': no such group '%s'", sgroup);
+	return 0;
+}
+
 static int l_manager(lua_State *L)
 {
 	struct loader *ld = upvalue_loader(L);
@@ -208,6 +247,8 @@ static int l_manager(lua_State *L)
 	ld->manager_line = line;
 	char why[768];
 	if (mh_config_parse_block(L, 1, ld->c, mh_config_manager_keys, "", why, sizeof(why)) < 0)
+		return fail(L, ld, line, "manager: %s", why);
+	if (unknown_id(ld->c->user, ld->c->group, ld->c->socket_group, why, sizeof(why)) < 0)
 		return fail(L, ld, line, "manager: %s", why);
 	return 0;
 }
@@ -228,6 +269,9 @@ static int l_milter_block(lua_State *L)
 
 	/* Append first, then fill: whatever happens, the config can free it. */
 	struct mh_hub_conf *hub = &ld->c->hub;
+	if (hub->nchildren == MH_HUB_CHILDREN_MAX)
+		return fail(L, ld, line, "milter \"%s\": more than %d milters", d->name,
+		            MH_HUB_CHILDREN_MAX);
 	if (hub->nchildren == ld->cap) {
 		ld->cap = ld->cap ? 2 * ld->cap : 4;
 		hub->children = mh_xrealloc(hub->children, ld->cap * sizeof(*hub->children));
@@ -241,6 +285,13 @@ static int l_milter_block(lua_State *L)
 		return fail(L, ld, line, "milter \"%s\": %s", d->name, why);
 	if (cc->socket_text == NULL)
 		return fail(L, ld, line, "milter \"%s\": missing key 'socket'", d->name);
+	if ((cc->user != NULL || cc->group != NULL) && cc->command == NULL)
+		return fail(L, ld, line,
+		            "milter \"%s\": key '%s' needs 'command' (who runs a milter "
+		            "milterhub does not start is not its business)",
+		            d->name, cc->user ? "user" : "group");
+	if (unknown_id(cc->user, cc->group, NULL, why, sizeof(why)) < 0)
+		return fail(L, ld, line, "milter \"%s\": %s", d->name, why);
 	lua_pushliteral(L, "when");
 	if (lua_rawget(L, 1) == LUA_TTABLE) {
 		struct mh_config_src src = {ld->path, ld->text, ld->textlen};

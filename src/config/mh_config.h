@@ -35,6 +35,10 @@
 #include "net/mh_sockspec.h"
 #include "util/mh_log.h"
 
+#define MH_CONFIG_DEFAULT_PATH "/etc/milterhub/milterhub.lua"
+#define MH_WORKERS_MAX 64
+#define MH_CONTROL_DEFAULT "unix:/run/milterhub/control.sock"
+
 struct mh_config_conds; /* internal to src/config (mh_config_cond.h) */
 
 struct mh_config {
@@ -45,6 +49,17 @@ struct mh_config {
 	unsigned socket_mode; /* unix socket mode, default 0660 */
 	enum mh_log_level log_level; /* default info; MILTERHUB_LOG_LEVEL overrides */
 	char *tmpdir; /* NULL = $TMPDIR or /tmp; hub.tmpdir points here */
+	/* processes (src/daemon) */
+	size_t workers; /* worker processes; default: online CPUs */
+	char *user, *group; /* workers' identity after binding; NULL: unchanged */
+	char *socket_group; /* group of the unix listening socket; NULL: unchanged */
+	char *pid_file; /* NULL: none */
+	int daemonize; /* detach from the terminal (0) */
+	double drain_timeout; /* SIGTERM / stop: sessions get this long (30 s) */
+	char *log; /* "stderr" (default), "syslog", or an absolute file path */
+	char *syslog_facility; /* "mail" */
+	char *control; /* control socket spec; NULL: MH_CONTROL_DEFAULT, if usable */
+	unsigned control_mode; /* 0600 */
 	/* what the hub needs: fallback, limits, children (owned here) */
 	struct mh_hub_conf hub;
 	/* conditions and the Lua state kept for Lua ones (owned; NULL without a file) */

@@ -398,6 +398,163 @@ static void show_path(FILE *out, const void *base, const struct mh_config_key *k
 
 static const struct mh_config_kind kind_path = {"a path string", parse_path, show_path};
 
+/* ------------------------------------------------------------- plain names */
+
+/* A user, group or facility name: non-empty, printable, no blanks. */
+static const char *get_name(lua_State *L, int idx, const struct mh_config_key *k, char *why,
+                            size_t whylen)
+{
+	const char *s = get_string(L, idx, k, why, whylen);
+	if (s == NULL)
+		return NULL;
+	if (s[0] == '\0') {
+		mh_errf(why, whylen, "must not be empty");
+		return NULL;
+	}
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (!isgraph(*p)) {
+			mh_errf(why, whylen, "'%s' contains a blank or control character", s);
+			return NULL;
+		}
+	return s;
+}
+
+static void set_string(void *base, const struct mh_config_key *k, const char *s)
+{
+	char **field = FIELD(base, k, char *);
+	free(*field);
+	*field = mh_xstrdup(s);
+}
+
+static int parse_name(lua_State *L, int idx, void *base, const struct mh_config_key *k,
+                      const char *keypath, char *why, size_t whylen)
+{
+	const char *s = get_name(L, idx, k, why, whylen);
+	if (s == NULL)
+		return -1;
+	set_string(base, k, s);
+	return 0;
+}
+
+static const struct mh_config_kind kind_name = {"a name string", parse_name, show_path};
+
+/* syslog(3) facilities, as spelled in syslog.conf. */
+static const char *const facilities[] = {"auth",   "authpriv", "cron",   "daemon", "ftp",
+                                         "kern",   "lpr",      "mail",   "news",   "syslog",
+                                         "user",   "uucp",     "local0", "local1", "local2",
+                                         "local3", "local4",   "local5", "local6", "local7",
+                                         NULL};
+
+static int parse_facility(lua_State *L, int idx, void *base, const struct mh_config_key *k,
+                          const char *keypath, char *why, size_t whylen)
+{
+	const char *s = get_name(L, idx, k, why, whylen);
+	if (s == NULL)
+		return -1;
+	for (const char *const *f = facilities; *f; f++)
+		if (strcmp(*f, s) == 0) {
+			set_string(base, k, s);
+			return 0;
+		}
+	return mh_errf(why, whylen, "unknown syslog facility '%s' (mail, daemon, local0..local7, ...)",
+	               s);
+}
+
+static const struct mh_config_kind kind_facility = {"a syslog facility string", parse_facility,
+                                                    show_path};
+
+/* Where log lines go: "stderr", "syslog", or an absolute file path. */
+static int parse_log(lua_State *L, int idx, void *base, const struct mh_config_key *k,
+                     const char *keypath, char *why, size_t whylen)
+{
+	const char *s = get_string(L, idx, k, why, whylen);
+	if (s == NULL)
+		return -1;
+	if (strcmp(s, "stderr") != 0 && strcmp(s, "syslog") != 0 && s[0] != '/')
+		return mh_errf(why, whylen,
+		               "must be \"stderr\", \"syslog\" or an absolute file path, got '%s'", s);
+	set_string(base, k, s);
+	return 0;
+}
+
+static const struct mh_config_kind kind_log = {"\"stderr\", \"syslog\" or a path string",
+                                               parse_log, show_path};
+
+/* A socket spec kept as text (the daemon parses it when it opens it). */
+static int parse_spec_text(lua_State *L, int idx, void *base, const struct mh_config_key *k,
+                           const char *keypath, char *why, size_t whylen)
+{
+	const char *s = get_string(L, idx, k, why, whylen);
+	if (s == NULL)
+		return -1;
+	struct mh_sockspec spec;
+	char reason[256];
+	if (mh_sockspec_parse(s, &spec, reason, sizeof(reason)) < 0)
+		return mh_errf(why, whylen, "%s", reason);
+	set_string(base, k, s);
+	return 0;
+}
+
+static const struct mh_config_kind kind_spec_text = {"a socket spec string", parse_spec_text,
+                                                     show_path};
+
+/* --------------------------------------------------------------------- argv */
+
+/* A command: a non-empty list of strings, the first an absolute path. */
+static int parse_argv(lua_State *L, int idx, void *base, const struct mh_config_key *k,
+                      const char *keypath, char *why, size_t whylen)
+{
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return wrong_type(L, idx, k, why, whylen);
+	idx = lua_absindex(L, idx);
+	size_t n;
+	if (!mh_config_is_list(L, idx, &n) || n == 0)
+		return mh_errf(why, whylen, "expected a non-empty list of strings "
+		                            "({ \"/usr/sbin/x\", \"-f\" })");
+	char **argv = mh_xcalloc(n + 1, sizeof(*argv));
+	for (size_t i = 1; i <= n; i++) {
+		int t = lua_rawgeti(L, idx, (lua_Integer)i);
+		size_t len = 0;
+		const char *a = t == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+		if (a == NULL || strlen(a) != len || (i == 1 && a[0] != '/')) {
+			if (a == NULL)
+				mh_errf(why, whylen, "item %zu: expected a string, got %s", i,
+				        lua_typename(L, t));
+			else if (strlen(a) != len)
+				mh_errf(why, whylen, "item %zu contains a NUL byte", i);
+			else
+				mh_errf(why, whylen, "item 1 must be an absolute path, got '%s'", a);
+			lua_pop(L, 1);
+			for (size_t j = 0; argv[j]; j++)
+				free(argv[j]);
+			free(argv);
+			return -1;
+		}
+		argv[i - 1] = mh_xstrdup(a);
+		lua_pop(L, 1);
+	}
+	char ***field = FIELD(base, k, char **);
+	for (char **a = *field; a && *a; a++)
+		free(*a);
+	free(*field);
+	*field = argv;
+	return 0;
+}
+
+static void show_argv(FILE *out, const void *base, const struct mh_config_key *k)
+{
+	char *const *argv = *(char *const *const *)(const void *)((const char *)base + k->off);
+	fputs("{ ", out);
+	for (size_t i = 0; argv[i]; i++) {
+		if (i)
+			fputs(", ", out);
+		mh_config_show_string(out, argv[i]);
+	}
+	fputs(" }", out);
+}
+
+static const struct mh_config_kind kind_argv = {"a list of strings", parse_argv, show_argv};
+
 /* -------------------------------------------------------------- nested table */
 
 static int parse_table(lua_State *L, int idx, void *base, const struct mh_config_key *k,
@@ -479,6 +636,19 @@ const struct mh_config_key mh_config_manager_keys[] = {
     /* Below libmilter's 65535 an ordinary body chunk would be refused. */
     {"max_payload", &kind_count, MGR(hub.max_payload), 0, 65535, 64 << 20, NULL, NULL},
     {"log_level", &kind_level, MGR(log_level), 0, 0, 0, NULL, NULL},
+    {"log", &kind_log, MGR(log), 0, 0, 0, NULL, NULL},
+    {"syslog_facility", &kind_facility, MGR(syslog_facility), 0, 0, 0, NULL, NULL},
+    {"workers", &kind_count, MGR(workers), 0, 1, MH_WORKERS_MAX, NULL, NULL},
+    {"user", &kind_name, MGR(user), 0, 0, 0, NULL, "not set (workers keep the master's user)"},
+    {"group", &kind_name, MGR(group), 0, 0, 0, NULL, "not set (the user's primary group)"},
+    {"socket_group", &kind_name, MGR(socket_group), 0, 0, 0, NULL,
+     "not set (the listening socket keeps the master's group)"},
+    {"pid_file", &kind_path, MGR(pid_file), 0, 0, 0, NULL, "not set (no pid file)"},
+    {"daemonize", &kind_bool, MGR(daemonize), 0, 0, 0, NULL, NULL},
+    {"drain_timeout", &kind_seconds, MGR(drain_timeout), 0, 0, DAY, NULL, NULL},
+    {"control", &kind_spec_text, MGR(control), 0, 0, 0, NULL,
+     "not set (" MH_CONTROL_DEFAULT ", if it can be created)"},
+    {"control_mode", &kind_mode, MGR(control_mode), 0, 0, 0, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -498,6 +668,12 @@ const struct mh_config_key mh_config_milter_keys[] = {
     {"enabled", &kind_bool, MIL(enabled), 0, 0, 0, NULL, NULL},
     {"when", &kind_when, MIL(when), MIL(nwhen), 0, 0, NULL,
      "not set (no conditions: the milter applies to every session)"},
+    {"command", &kind_argv, MIL(command), 0, 0, 0, NULL,
+     "not set (milterhub does not start this milter)"},
+    {"user", &kind_name, MIL(user), 0, 0, 0, NULL, "not set (the manager's user)"},
+    {"group", &kind_name, MIL(group), 0, 0, 0, NULL, "not set (the user's primary group)"},
+    {"health_interval", &kind_seconds, MIL(health_interval), 0, 0, DAY, NULL, NULL},
+    {"restart_delay", &kind_seconds, MIL(restart_delay), 0, 0, 3600, NULL, NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 

@@ -210,6 +210,8 @@ static void session_destroy(struct hub_session *s)
 		s->next->prev = s->prev;
 	h->nsessions--;
 	free(s);
+	if (h->conf->hooks != NULL && h->conf->hooks->session_close != NULL)
+		h->conf->hooks->session_close(h->conf->hooks->arg);
 }
 
 void hub_leave(struct hub_session *s)
@@ -315,6 +317,7 @@ static void child_on_negotiated(struct mh_child *c, int ok, void *arg)
 		k->link = NULL;
 		k->fold_pending = 1;
 		k->last = k->conf->fallback;
+		hub_child_failed(k);
 	} else {
 		mh_debug(s->id, "child %s: negotiated", k->conf->name);
 	}
@@ -329,14 +332,38 @@ static void child_on_negotiated(struct mh_child *c, int ok, void *arg)
 
 static const struct mh_child_ops child_ops;
 
-/* Start one link per enabled child, all in parallel. */
+/* Is child i in this session: the config, overridden by the daemon's gate. */
+static enum mh_hub_gate child_gate(const struct mh_hub_conf *conf, size_t i)
+{
+	enum mh_hub_gate g = MH_GATE_CONFIG;
+
+	if (conf->hooks != NULL && conf->hooks->gate != NULL)
+		g = conf->hooks->gate(conf->hooks->arg, i);
+	if (g == MH_GATE_CONFIG)
+		g = conf->children[i].enabled ? MH_GATE_ON : MH_GATE_OFF;
+	return g;
+}
+
+void hub_child_failed(struct hub_child *k)
+{
+	const struct mh_hub_conf *conf = k->s->hub->conf;
+
+	if (conf->hooks != NULL && conf->hooks->child_failed != NULL)
+		conf->hooks->child_failed(conf->hooks->arg, (size_t)(k->conf - conf->children));
+}
+
+/* Start one link per child in use, all in parallel. */
 static void start_children(struct hub_session *s)
 {
 	const struct mh_hub_conf *conf = s->hub->conf;
+	const struct mh_hub_hooks *hooks = conf->hooks;
+	uint8_t gate[MH_HUB_CHILDREN_MAX];
 	size_t n = 0;
 
-	for (size_t i = 0; i < conf->nchildren; i++)
-		n += conf->children[i].enabled != 0;
+	for (size_t i = 0; i < conf->nchildren; i++) {
+		gate[i] = (uint8_t)child_gate(conf, i);
+		n += gate[i] != MH_GATE_OFF;
+	}
 	free(s->kids);
 	s->kids = n ? mh_xcalloc(n, sizeof(*s->kids)) : NULL;
 	s->nkids = (uint16_t)n;
@@ -347,7 +374,7 @@ static void start_children(struct hub_session *s)
 		struct hub_child *k;
 		char err[256] = "";
 
-		if (!cc->enabled)
+		if (gate[i] == MH_GATE_OFF)
 			continue;
 		k = &s->kids[n];
 		k->s = s;
@@ -358,15 +385,24 @@ static void start_children(struct hub_session *s)
 		k->state = 'O';
 		k->start = ev_now(s->hub->loop);
 		n++;
-		k->link = mh_child_new(s->hub->loop, cc, &s->offer, s->id, &child_ops, k, err,
-		                       sizeof(err));
-		if (k->link == NULL) {
+		if (hooks != NULL && hooks->child_used != NULL)
+			hooks->child_used(hooks->arg, i);
+		if (gate[i] == MH_GATE_DOWN) {
+			/* design §2.5, issue 5: a child known dead costs no connect timeout */
+			mh_warn(s->id, "child %s is down (supervisor): fallback %s", cc->name,
+			        mh_status_name(cc->fallback));
+		} else {
+			k->link = mh_child_new(s->hub->loop, cc, &s->offer, s->id, &child_ops, k,
+			                       err, sizeof(err));
+			if (k->link != NULL) {
+				s->negpending++;
+				continue;
+			}
 			mh_warn(s->id, "child %s: cannot start: %s", cc->name, err);
-			k->fold_pending = 1;
-			k->last = cc->fallback;
-			continue;
 		}
-		s->negpending++;
+		hub_child_failed(k);
+		k->fold_pending = 1;
+		k->last = cc->fallback;
 	}
 }
 
@@ -522,13 +558,15 @@ static void child_on_answer(struct mh_child *c, const struct mh_child_answer *a,
 	struct hub_session *s = k->s;
 
 	hub_enter(s);
-	if (a->failed)
+	if (a->failed) {
+		hub_child_failed(k);
 		mh_warn(s->id, "child %s failed at %s: %s; fallback %s", k->conf->name,
 		        hub_state_name(k->state), a->why ? a->why : "error",
 		        mh_status_name(a->status));
-	else
+	} else {
 		mh_debug(s->id, "child %s: %s -> %s%s%s", k->conf->name, hub_state_name(k->state),
 		         mh_status_name(a->status), a->text ? " " : "", a->text ? a->text : "");
+	}
 	if (s->closing) {
 		if (a->failed)
 			hub_child_drop(k, 0);
@@ -598,7 +636,7 @@ struct mh_hub *mh_hub_new(struct ev_loop *loop, const struct mh_hub_conf *conf)
 	h->conf = conf;
 	h->next_id = 1;
 	for (size_t i = 0; i < conf->nchildren; i++)
-		if (conf->children[i].enabled && conf->children[i].nwhen > 0)
+		if (conf->children[i].nwhen > 0) /* enabled or not: milterhubctl may switch */
 			h->has_when = 1;
 	/* Tests freeze the conditions' clock (design §2.7 schedule): an epoch. */
 	if (now != NULL && now[0] != '\0') {
@@ -637,6 +675,8 @@ void mh_hub_accept(struct mh_hub *h, int fd)
 		h->sessions->prev = s;
 	h->sessions = s;
 	h->nsessions++;
+	if (conf->hooks != NULL && conf->hooks->session_open != NULL)
+		conf->hooks->session_open(conf->hooks->arg);
 	mh_debug(s->id, "session started");
 }
 

@@ -9,7 +9,7 @@
  * thread per session, no blocking wait.
  *
  * Ownership: conf (and the child confs it points to) must outlive the
- * hub; a reload builds a new hub (later: workers).
+ * hub; a reload builds a new hub in new worker processes.
  */
 #ifndef MH_HUB_H
 #define MH_HUB_H
@@ -20,6 +20,31 @@
 #include "child/mh_child.h"
 #include "hub/mh_status.h"
 
+/*
+ * What the daemon knows at run time and the config does not: a child
+ * switched on or off with milterhubctl, a supervised child known to be
+ * down. Asked once per child at the start of each SMTP session; the hub
+ * reports back what happened, for the daemon's counters. Every hook may
+ * be NULL; the calls cost a pointer test when unused.
+ */
+#define MH_HUB_CHILDREN_MAX 64 /* milter blocks in one configuration */
+
+enum mh_hub_gate {
+	MH_GATE_CONFIG, /* the config's `enabled` decides */
+	MH_GATE_ON, /* use it, even if the config says enabled = false */
+	MH_GATE_OFF, /* skip it for this session, as if disabled */
+	MH_GATE_DOWN, /* known dead: its fallback at once, no connect attempt */
+};
+
+struct mh_hub_hooks {
+	enum mh_hub_gate (*gate)(void *arg, size_t child); /* child: index in conf->children */
+	void (*session_open)(void *arg); /* an MTA connection taken */
+	void (*session_close)(void *arg);
+	void (*child_used)(void *arg, size_t child); /* a link started for a session */
+	void (*child_failed)(void *arg, size_t child); /* its fallback was used */
+	void *arg;
+};
+
 struct mh_hub_conf {
 	enum mh_status fallback; /* no applicable child left (default accept) */
 	size_t body_memory_limit; /* per message, then a temp file (4 MiB) */
@@ -28,6 +53,7 @@ struct mh_hub_conf {
 	size_t max_payload; /* largest packet accepted from MTA and children */
 	struct mh_child_conf *children; /* chain order = configuration order */
 	size_t nchildren;
+	const struct mh_hub_hooks *hooks; /* NULL: config only, nothing counted */
 };
 
 struct mh_hub;

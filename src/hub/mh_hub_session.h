@@ -238,4 +238,7 @@ void hub_cond_session_free(struct hub_session *s);
 size_t hub_cond_macros(struct hub_child *k, uint8_t code, const char *const *in, size_t n,
                        const char *const **pairs);
 
+/* Tell the daemon (hooks->child_failed) that k's fallback stands for it. */
+void hub_child_failed(struct hub_child *k);
+
 #endif

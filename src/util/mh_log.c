@@ -156,3 +156,34 @@ void mh_log(enum mh_log_level lvl, uint64_t id, const char *fmt, ...)
 	free(heap);
 	errno = saved_errno;
 }
+
+/* Placeholders until the file and syslog targets land (issue 5). */
+int mh_log_open(const char *target, const char *facility, char *err, size_t errlen)
+{
+	(void)facility;
+	if (strcmp(target, "stderr") == 0)
+		return 0;
+	snprintf(err, errlen, "log target '%s' not supported yet", target);
+	return -1;
+}
+
+int mh_log_reopen(char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+int mh_log_chown(unsigned uid, unsigned gid, char *err, size_t errlen)
+{
+	(void)uid;
+	(void)gid;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+int mh_log_fd(void)
+{
+	return 2;
+}

@@ -35,6 +35,10 @@ import hub_failures  # noqa: E402,F401
 import hub_quit_nc  # noqa: E402,F401
 import hub_conditions  # noqa: E402,F401
 import daemon  # noqa: E402,F401
+import daemon_workers  # noqa: E402,F401
+import daemon_supervise  # noqa: E402,F401
+import daemon_control  # noqa: E402,F401
+import daemon_service  # noqa: E402,F401
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]
 

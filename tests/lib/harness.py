@@ -415,33 +415,55 @@ class Env:
         return self.tool("milterhub")
 
     def hub(self, config_text, listen=None, args=(), label="milterhub", expect_rc=0, wait=5.0,
-            env=None):
+            env=None, control=True):
         """Write `config_text` to TMP/milterhub.N.lua and start `BUILD/milterhub -c FILE`.
 
         `listen` is the hub's socket spec (default: a fresh unix socket in
         env.tmp). When config_text has no `manager` block, the line
         `manager { listen = "LISTEN" }` is put in front of it; when it has
-        one, that block must name the same `listen`. Waits until the hub
-        listens (bounded; a hub that exits first fails the test with its
-        stderr). `args` are extra command-line arguments. The hub must exit
-        with `expect_rc` (0) on the SIGTERM at the end of the test.
-        `env`: extra environment variables for the hub (e.g. MILTERHUB_NOW).
+        one, that block must name the same `listen`. Unless the manager
+        block names a `control` socket (or control=False), one in env.tmp is
+        added, so no test touches the default /run/milterhub/control.sock.
+        Waits until the hub listens (bounded; a hub that exits first fails
+        the test with its stderr). `args` are extra command-line arguments.
+        The hub must exit with `expect_rc` (0) on the SIGTERM at the end of
+        the test. `env`: extra environment variables for the hub (e.g.
+        MILTERHUB_NOW).
 
-        Returns the Proc, with two extra attributes: .spec (the listen spec,
-        for env.mta(hub.spec, ...)) and .config_path.
+        Returns the Proc, with extra attributes: .spec (the listen spec,
+        for env.mta(hub.spec, ...)), .config_path and .control (the
+        control socket spec, or None).
         """
         spec = listen or self.unix_spec("hub.sock")
         text = config_text
         if not re.search(r"^\s*manager\b", text, re.M):
             text = 'manager { listen = "%s" }\n' % spec + text
+        ctl = None
+        m = re.search(r'\bcontrol\s*=\s*"([^"]*)"', text)
+        if m:
+            ctl = m.group(1)
+        elif control:
+            ctl = self.unix_spec("control.%d.sock" % (self._n + 1))
+            text = re.sub(r"^(\s*manager\s*\{)", r'\1 control = "%s",' % ctl, text, count=1,
+                          flags=re.M)
         self._n += 1
         config_path = self.path("milterhub.%d.lua" % self._n)
         with open(config_path, "w") as f:
             f.write(text)
         argv = [self.hub_bin, "-c", config_path] + [str(a) for a in args]
         proc = self.start(label, argv, ready=spec, wait=wait, expect_rc=expect_rc, env=env)
-        proc.spec, proc.config_path = spec, config_path
+        proc.spec, proc.config_path, proc.control = spec, config_path, ctl
         return proc
+
+    @property
+    def ctl_bin(self):
+        return self.tool("milterhubctl")
+
+    def ctl(self, hub, *args, timeout=60.0):
+        """Run `milterhubctl --socket HUB.control ARGS...`; returns the Ran."""
+        spec = hub.control if hasattr(hub, "control") else hub
+        return self.run("milterhubctl", [self.ctl_bin, "--socket", spec] + [str(a) for a in args],
+                        timeout=timeout)
 
     def run(self, label, argv, timeout=60.0, wrap=True, stdin_data=None):
         argv = (WRAP if wrap else []) + [str(a) for a in argv]

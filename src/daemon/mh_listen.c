@@ -1,0 +1,2 @@
+/* mh_listen: being written (issue 5) */
+typedef int mh_listen_placeholder;

@@ -1,0 +1,2 @@
+/* mh_supervise: being written (issue 5) */
+typedef int mh_supervise_placeholder;

@@ -1,0 +1,2 @@
+/* mh_worker: being written (issue 5) */
+typedef int mh_worker_placeholder;

@@ -1,0 +1,3 @@
+"""
+daemon_control - being written (issue 5)
+"""

@@ -1,0 +1,3 @@
+"""
+daemon_service - being written (issue 5)
+"""

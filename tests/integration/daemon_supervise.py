@@ -1,0 +1,3 @@
+"""
+daemon_supervise - being written (issue 5)
+"""

@@ -1,0 +1,3 @@
+"""
+daemon_workers - being written (issue 5)
+"""
