@@ -506,10 +506,6 @@ struct mh_child *mh_child_new(struct ev_loop *loop, const struct mh_child_conf *
 {
 	char cerr[160];
 
-	if (!conf->enabled) {
-		mh_errf(err, errlen, "milter %s is disabled", conf->name);
-		return NULL;
-	}
 	struct mh_child *c = mh_xcalloc(1, sizeof(*c));
 	c->loop = loop;
 	c->conf = conf;

@@ -50,7 +50,7 @@ struct mh_child_conf {
 	double read_timeout; /* 7 */
 	double eom_timeout; /* 297 */
 	int evaluate; /* design §2.6 */
-	int enabled; /* a disabled child is never connected */
+	int enabled; /* the config's switch; the hub decides (with milterhubctl's override) */
 	/*
 	 * Applicable conditions (design §2.7): the child applies while none
 	 * says "not applicable". Borrowed from the config, which owns them;

@@ -63,14 +63,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <grp.h>
-#include <pwd.h>
-#include <unistd.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_LISTEN "inet:10025@127.0.0.1"
 #define MEMORY_LIMIT ((size_t)64 << 20)

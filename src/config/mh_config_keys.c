@@ -439,11 +439,10 @@ static int parse_name(lua_State *L, int idx, void *base, const struct mh_config_
 static const struct mh_config_kind kind_name = {"a name string", parse_name, show_path};
 
 /* syslog(3) facilities, as spelled in syslog.conf. */
-static const char *const facilities[] = {"auth",   "authpriv", "cron",   "daemon", "ftp",
-                                         "kern",   "lpr",      "mail",   "news",   "syslog",
-                                         "user",   "uucp",     "local0", "local1", "local2",
-                                         "local3", "local4",   "local5", "local6", "local7",
-                                         NULL};
+static const char *const facilities[] = {
+    "auth",   "authpriv", "cron",   "daemon", "ftp",    "kern",   "lpr",
+    "mail",   "news",     "syslog", "user",   "uucp",   "local0", "local1",
+    "local2", "local3",   "local4", "local5", "local6", "local7", NULL};
 
 static int parse_facility(lua_State *L, int idx, void *base, const struct mh_config_key *k,
                           const char *keypath, char *why, size_t whylen)
@@ -456,8 +455,8 @@ static int parse_facility(lua_State *L, int idx, void *base, const struct mh_con
 			set_string(base, k, s);
 			return 0;
 		}
-	return mh_errf(why, whylen, "unknown syslog facility '%s' (mail, daemon, local0..local7, ...)",
-	               s);
+	return mh_errf(why, whylen,
+	               "unknown syslog facility '%s' (mail, daemon, local0..local7, ...)", s);
 }
 
 static const struct mh_config_kind kind_facility = {"a syslog facility string", parse_facility,
@@ -472,13 +471,14 @@ static int parse_log(lua_State *L, int idx, void *base, const struct mh_config_k
 		return -1;
 	if (strcmp(s, "stderr") != 0 && strcmp(s, "syslog") != 0 && s[0] != '/')
 		return mh_errf(why, whylen,
-		               "must be \"stderr\", \"syslog\" or an absolute file path, got '%s'", s);
+		               "must be \"stderr\", \"syslog\" or an absolute file path, got '%s'",
+		               s);
 	set_string(base, k, s);
 	return 0;
 }
 
-static const struct mh_config_kind kind_log = {"\"stderr\", \"syslog\" or a path string",
-                                               parse_log, show_path};
+static const struct mh_config_kind kind_log = {"\"stderr\", \"syslog\" or a path string", parse_log,
+                                               show_path};
 
 /* A socket spec kept as text (the daemon parses it when it opens it). */
 static int parse_spec_text(lua_State *L, int idx, void *base, const struct mh_config_key *k,
@@ -509,8 +509,9 @@ static int parse_argv(lua_State *L, int idx, void *base, const struct mh_config_
 	idx = lua_absindex(L, idx);
 	size_t n;
 	if (!mh_config_is_list(L, idx, &n) || n == 0)
-		return mh_errf(why, whylen, "expected a non-empty list of strings "
-		                            "({ \"/usr/sbin/x\", \"-f\" })");
+		return mh_errf(why, whylen,
+		               "expected a non-empty list of strings "
+		               "({ \"/usr/sbin/x\", \"-f\" })");
 	char **argv = mh_xcalloc(n + 1, sizeof(*argv));
 	for (size_t i = 1; i <= n; i++) {
 		int t = lua_rawgeti(L, idx, (lua_Integer)i);
@@ -523,7 +524,8 @@ static int parse_argv(lua_State *L, int idx, void *base, const struct mh_config_
 			else if (strlen(a) != len)
 				mh_errf(why, whylen, "item %zu contains a NUL byte", i);
 			else
-				mh_errf(why, whylen, "item 1 must be an absolute path, got '%s'", a);
+				mh_errf(why, whylen, "item 1 must be an absolute path, got '%s'",
+				        a);
 			lua_pop(L, 1);
 			for (size_t j = 0; argv[j]; j++)
 				free(argv[j]);

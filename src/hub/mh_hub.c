@@ -659,7 +659,10 @@ void mh_hub_accept(struct mh_hub *h, int fd)
 	const struct mh_hub_conf *conf = h->conf;
 
 	s->hub = h;
-	s->id = h->next_id++;
+	if (conf->hooks != NULL && conf->hooks->session_id != NULL)
+		s->id = conf->hooks->session_id(conf->hooks->arg);
+	else
+		s->id = h->next_id++;
 	s->start = ev_now(h->loop);
 	s->result = MH_ST_NONE;
 	s->mta = mh_mta_new(h->loop, fd, conf->max_payload ? conf->max_payload : 65535,

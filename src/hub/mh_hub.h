@@ -16,6 +16,7 @@
 
 #include <ev.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "child/mh_child.h"
 #include "hub/mh_status.h"
@@ -38,6 +39,7 @@ enum mh_hub_gate {
 
 struct mh_hub_hooks {
 	enum mh_hub_gate (*gate)(void *arg, size_t child); /* child: index in conf->children */
+	uint64_t (*session_id)(void *arg); /* ids unique across workers; NULL: 1, 2, ... */
 	void (*session_open)(void *arg); /* an MTA connection taken */
 	void (*session_close)(void *arg);
 	void (*child_used)(void *arg, size_t child); /* a link started for a session */
