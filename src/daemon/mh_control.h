@@ -15,7 +15,7 @@
  * connection stays open until mh_control_free: `milterhubctl stop`
  * waits on it for the daemon to finish draining.
  *
- * The socket: unix (mode applied with fchmod before listen, stale file
+ * The socket: unix (mode applied before listen, stale file
  * removed: a path on which nobody answers connect() is unlinked; a path
  * where a daemon answers is "in use by another milterhub") or inet.
  */
@@ -38,8 +38,7 @@ typedef void (*mh_control_handler)(struct mh_control_req *r, int argc, char **ar
 
 /* Listen on spec. Returns NULL with a one-line reason in err. */
 struct mh_control *mh_control_new(struct ev_loop *loop, const char *spec, unsigned mode,
-                                  mh_control_handler handler, void *arg, char *err,
-                                  size_t errlen);
+                                  mh_control_handler handler, void *arg, char *err, size_t errlen);
 
 /* Answer "ok" (ok != 0) or "error", then body (may be NULL or ""); close. */
 void mh_control_reply(struct mh_control_req *r, int ok, const char *body);
