@@ -62,14 +62,20 @@ int mh_listener_open(struct mh_listener *l, const char *text, unsigned mode, con
 	l->fd = -1;
 	if (mh_sockspec_parse(text, &l->spec, why, sizeof(why)) < 0)
 		return mh_errf(err, errlen, "cannot listen on %s: %s", text, why);
-	l->fd = mh_sockspec_listen(&l->spec, LISTEN_BACKLOG, mode, why, sizeof(why));
+	gid_t gid = (gid_t)-1;
+	if (group != NULL) {
+		struct group *gr = getgrnam(group);
+		if (gr == NULL)
+			return mh_errf(err, errlen, "cannot listen on %s: no such group %s", text,
+			               group);
+		gid = gr->gr_gid;
+	}
+	l->fd = mh_sockspec_listen_ex(&l->spec, LISTEN_BACKLOG, mode, gid, why, sizeof(why));
 	if (l->fd < 0)
 		return mh_errf(err, errlen, "cannot listen on %s: %s", text, why);
 	l->text = mh_xstrdup(text);
-	if (mh_listener_set_access(l, 0, group, err, errlen) < 0) {
-		mh_listener_close(l, 1);
-		return -1;
-	}
+	if (l->spec.family == AF_UNIX && stat(unix_path(l), &l->st) < 0)
+		memset(&l->st, 0, sizeof(l->st));
 	return 0;
 }
 

@@ -279,6 +279,12 @@ static int remove_stale_unix(const struct mh_sockspec *s, char *err, size_t errl
 int mh_sockspec_listen(const struct mh_sockspec *s, int backlog, unsigned mode, char *err,
                        size_t errlen)
 {
+	return mh_sockspec_listen_ex(s, backlog, mode, (gid_t)-1, err, errlen);
+}
+
+int mh_sockspec_listen_ex(const struct mh_sockspec *s, int backlog, unsigned mode, gid_t gid,
+                          char *err, size_t errlen)
+{
 	if (s->family == AF_UNIX && remove_stale_unix(s, err, errlen) < 0)
 		return -1;
 	int fd = socket(s->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -299,6 +305,16 @@ int mh_sockspec_listen(const struct mh_sockspec *s, int backlog, unsigned mode, 
 		const char *path = ((const struct sockaddr_un *)&s->addr)->sun_path;
 		if (chmod(path, (mode_t)mode) < 0) {
 			mh_errf(err, errlen, "chmod %04o %s: %s", mode, s->text, strerror(errno));
+			unlink(path);
+			goto out_close;
+		}
+	}
+	/* Mode and group before listen(): nobody connects under the wrong ones. */
+	if (s->family == AF_UNIX && gid != (gid_t)-1) {
+		const char *path = ((const struct sockaddr_un *)&s->addr)->sun_path;
+		if (chown(path, (uid_t)-1, gid) < 0) {
+			mh_errf(err, errlen, "chgrp %u %s: %s", (unsigned)gid, s->text,
+			        strerror(errno));
 			unlink(path);
 			goto out_close;
 		}

@@ -13,6 +13,7 @@
 #define MH_SOCKSPEC_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 struct mh_sockspec {
@@ -35,6 +36,9 @@ int mh_sockspec_parse(const char *spec, struct mh_sockspec *out, char *err, size
  */
 int mh_sockspec_listen(const struct mh_sockspec *s, int backlog, unsigned mode, char *err,
                        size_t errlen);
+/* The same; a unix socket also gets group gid ((gid_t)-1: unchanged) before listen(). */
+int mh_sockspec_listen_ex(const struct mh_sockspec *s, int backlog, unsigned mode, gid_t gid,
+                          char *err, size_t errlen);
 
 /*
  * Start a non-blocking connect. Returns the fd (connection in progress

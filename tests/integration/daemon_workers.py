@@ -495,13 +495,15 @@ def as_root_workers_run_as_user_and_the_socket_has_mode_and_group(env):
     eq(st.st_gid, grp.getgrnam("mail").gr_gid, "socket group")
     nobody = pwd.getpwnam("nobody")
     kids = wait_for("2 workers", lambda: len(children_of(hub.pid)) == 2 and children_of(hub.pid))
-    for pid in kids:
+    def ids(pid, key):
         with open("/proc/%d/status" % pid) as f:
-            text = f.read()
-        uids = re.search(r"^Uid:\s+(.*)$", text, re.M).group(1).split()
-        gids = re.search(r"^Gid:\s+(.*)$", text, re.M).group(1).split()
-        eq(set(int(u) for u in uids), {nobody.pw_uid}, "worker %d uids" % pid)
-        eq(set(int(g) for g in gids), {grp.getgrnam("nogroup").gr_gid}, "worker %d gids" % pid)
+            return set(int(v) for v in re.search(r"^%s:\s+(.*)$" % key, f.read(), re.M)
+                       .group(1).split())
+    for pid in kids:
+        # A worker drops root right after its fork, before its first session.
+        wait_for("worker %d to become nobody" % pid, lambda: ids(pid, "Uid") == {nobody.pw_uid})
+        eq(ids(pid, "Gid"), {grp.getgrnam("nogroup").gr_gid}, "worker %d gids" % pid)
+        eq(ids(pid, "Groups"), {grp.getgrnam("nogroup").gr_gid}, "worker %d groups" % pid)
     with open("/proc/%d/status" % hub.pid) as f:
         ok(re.search(r"^Uid:\s+0\s", f.read(), re.M), "the master keeps root")
     eq(env.mta(hub.spec)["result"], "accept", "a session through workers running as nobody")
