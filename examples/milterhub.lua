@@ -22,6 +22,17 @@ manager {
 	body_memory_limit = "4M",
 	-- tmpdir = "/var/tmp/milterhub",
 	log_level = "info", -- debug, info, warn, err (MILTERHUB_LOG_LEVEL overrides)
+	-- log = "syslog", syslog_facility = "mail",  -- or "stderr" (default), or a file path
+	-- Worker processes share the socket; default: one per CPU core.
+	-- workers = 2,
+	-- The master stays root (binds, starts supervised milters, rebinds on reload); the
+	-- workers, which handle all mail traffic, become this user after binding:
+	-- user = "nobody", group = "nogroup",
+	-- socket_group = "postfix",  -- group of the unix socket, so the MTA can connect
+	-- milterhubctl talks to the daemon here (mode 0600: root only):
+	-- control = "unix:/run/milterhub/control.sock",
+	-- SIGTERM / milterhubctl stop: sessions in progress get this long to finish.
+	drain_timeout = 30,
 }
 
 -- Greylisting first: it answers at MAIL/RCPT, before anything looks at the content.
@@ -60,3 +71,13 @@ milter "opendmarc" {
 	socket = "inet:8893@127.0.0.1",
 	enabled = false,
 }
+
+-- A milter milterhub starts and keeps running itself: restarted with a growing delay when it
+-- exits, health-checked (connect + negotiate) every health_interval seconds; while it is down,
+-- sessions get its fallback at once.
+-- milter "opendkim" {
+-- 	socket = "inet:8891@127.0.0.1",
+-- 	command = { "/usr/sbin/opendkim", "-f", "-x", "/etc/opendkim.conf" },
+-- 	user = "opendkim",
+-- 	health_interval = 10, restart_delay = 1,
+-- }

@@ -55,8 +55,11 @@ int mh_board_child_take(struct mh_board *b, const char *name, uint32_t gen)
 				slot = i;
 		if (slot < 0)
 			return -1;
-		/* A reused slot starts clean: no override, counts of a former name gone. */
-		zero_child_counts(b, slot);
+		/* A reused slot starts clean: no override, counts of a former name gone.
+		 * A never-used one is zero already: its pages stay untouched (RSS). */
+		if (b->child[slot].used)
+			zero_child_counts(b, slot);
+		b->child[slot].used = 1;
 		MH_BOARD_SET(b->child[slot].override, 0);
 		MH_BOARD_SET(b->child[slot].down, 0);
 		snprintf(b->child[slot].name, sizeof(b->child[slot].name), "%s", name);

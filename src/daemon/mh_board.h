@@ -35,6 +35,7 @@ struct mh_board_child {
 	char name[MH_BOARD_NAME]; /* "" = free */
 	int8_t override; /* 0 none, 1 enabled, -1 disabled (milterhubctl) */
 	uint8_t down; /* supervised and not answering: fallback at once */
+	uint8_t used; /* has held a name before: counts to clear on reuse */
 	uint32_t last_gen; /* newest generation whose config names it */
 };
 
