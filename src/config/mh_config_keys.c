@@ -105,16 +105,26 @@ void mh_config_show_string(FILE *out, const char *s)
 
 /* ---------------------------------------------------------------- socket spec */
 
+/* The spec string at idx, checked with mh_sockspec_parse into *spec; NULL with why. */
+static const char *get_spec(lua_State *L, int idx, const struct mh_config_key *k,
+                            struct mh_sockspec *spec, char *why, size_t whylen)
+{
+	const char *s = get_string(L, idx, k, why, whylen);
+	char reason[256];
+	if (s != NULL && mh_sockspec_parse(s, spec, reason, sizeof(reason)) < 0) {
+		mh_errf(why, whylen, "%s", reason);
+		return NULL;
+	}
+	return s;
+}
+
 static int parse_spec(lua_State *L, int idx, void *base, const struct mh_config_key *k,
                       const char *keypath, char *why, size_t whylen)
 {
-	const char *s = get_string(L, idx, k, why, whylen);
+	struct mh_sockspec spec;
+	const char *s = get_spec(L, idx, k, &spec, why, whylen);
 	if (s == NULL)
 		return -1;
-	struct mh_sockspec spec;
-	char reason[256];
-	if (mh_sockspec_parse(s, &spec, reason, sizeof(reason)) < 0)
-		return mh_errf(why, whylen, "%s", reason);
 	char **text = (char **)(void *)((char *)base + k->aux);
 	free(*text);
 	*text = mh_xstrdup(s);
@@ -484,13 +494,10 @@ static const struct mh_config_kind kind_log = {"\"stderr\", \"syslog\" or a path
 static int parse_spec_text(lua_State *L, int idx, void *base, const struct mh_config_key *k,
                            const char *keypath, char *why, size_t whylen)
 {
-	const char *s = get_string(L, idx, k, why, whylen);
+	struct mh_sockspec spec;
+	const char *s = get_spec(L, idx, k, &spec, why, whylen);
 	if (s == NULL)
 		return -1;
-	struct mh_sockspec spec;
-	char reason[256];
-	if (mh_sockspec_parse(s, &spec, reason, sizeof(reason)) < 0)
-		return mh_errf(why, whylen, "%s", reason);
 	set_string(base, k, s);
 	return 0;
 }

@@ -73,17 +73,24 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 ok, 1 the daemon answered error, 2 no answer, 64 usage\n";
 
+/* "milterhubctl: MESSAGE" on stderr (then the usage for EXIT_USAGE), exit code. */
+static void vdie(int code, const char *fmt, va_list ap) __attribute__((noreturn));
+static void vdie(int code, const char *fmt, va_list ap)
+{
+	fputs("milterhubctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs("\n", stderr);
+	if (code == EXIT_USAGE)
+		fputs(usage_text, stderr);
+	exit(code);
+}
+
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("milterhubctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputs("\n", stderr);
-	va_end(ap);
-	fputs(usage_text, stderr);
-	exit(EXIT_USAGE);
+	vdie(EXIT_USAGE, fmt, ap);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -91,11 +98,7 @@ static void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("milterhubctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputs("\n", stderr);
-	va_end(ap);
-	exit(EXIT_NOANSWER);
+	vdie(EXIT_NOANSWER, fmt, ap);
 }
 
 static double now(void)

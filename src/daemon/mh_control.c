@@ -370,43 +370,6 @@ static void on_accept_pause_end(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ------------------------------------------------------------- socket */
 
-/*
- * An existing file at the unix path: remove it if it is a dead socket.
- * Non-blocking connect: refused or gone = stale; accepted or backlog
- * full (EAGAIN) = a live daemon.
- */
-static int clear_stale(const struct mh_sockspec *s, char *err, size_t errlen)
-{
-	const char *path = unix_path(s);
-	struct stat st;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return mh_errf(err, errlen, "control socket %s: %s", s->text, strerror(errno));
-	}
-	if (!S_ISSOCK(st.st_mode))
-		return mh_errf(err, errlen,
-		               "control socket %s: the file exists and is not a socket", s->text);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return mh_errf(err, errlen, "control socket %s: socket: %s", s->text,
-		               strerror(errno));
-	int rc = connect(fd, (const struct sockaddr *)&s->addr, s->addrlen);
-	int e = errno;
-	close(fd);
-	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
-		return mh_errf(err, errlen, "control socket %s is in use by another milterhub",
-		               s->text);
-	if (e != ECONNREFUSED && e != ENOENT)
-		return mh_errf(err, errlen,
-		               "control socket %s: cannot check the existing socket: %s", s->text,
-		               strerror(e));
-	if (unlink(path) < 0 && errno != ENOENT)
-		return mh_errf(err, errlen, "control socket %s: cannot remove the stale socket: %s",
-		               s->text, strerror(errno));
-	return 0;
-}
-
 struct mh_control *mh_control_new(struct ev_loop *loop, const char *spec, unsigned mode,
                                   mh_control_handler handler, void *arg, char *err, size_t errlen)
 {
@@ -416,8 +379,7 @@ struct mh_control *mh_control_new(struct ev_loop *loop, const char *spec, unsign
 		mh_errf(err, errlen, "control socket: %s", why);
 		return NULL;
 	}
-	if (s.family == AF_UNIX && clear_stale(&s, err, errlen) < 0)
-		return NULL;
+	/* A stale socket file is replaced, a live one refused (mh_sockspec_listen). */
 	int fd = mh_sockspec_listen(&s, MH_CONTROL_BACKLOG, mode, why, sizeof(why));
 	if (fd < 0) {
 		mh_errf(err, errlen, "control socket: %s", why);

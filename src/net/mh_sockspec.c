@@ -252,7 +252,11 @@ int mh_sockspec_parse(const char *spec, struct mh_sockspec *out, char *err, size
 	return 0;
 }
 
-/* An existing unix socket file is stale when connecting to it is refused. */
+/*
+ * An existing file at the unix path: remove it if it is a dead socket.
+ * Non-blocking connect: refused or gone = stale; accepted, in progress or
+ * backlog full (EAGAIN) = some process listens there: refuse.
+ */
 static int remove_stale_unix(const struct mh_sockspec *s, char *err, size_t errlen)
 {
 	const char *path = ((const struct sockaddr_un *)&s->addr)->sun_path;
@@ -264,13 +268,17 @@ static int remove_stale_unix(const struct mh_sockspec *s, char *err, size_t errl
 	}
 	if (!S_ISSOCK(st.st_mode))
 		return mh_errf(err, errlen, "%s: file exists and is not a socket", s->text);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return mh_errf(err, errlen, "socket: %s", strerror(errno));
-	int live = connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) == 0;
+	int rc = connect(fd, (const struct sockaddr *)&s->addr, s->addrlen);
+	int e = errno;
 	close(fd);
-	if (live)
+	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
 		return mh_errf(err, errlen, "%s: another process is listening on it", s->text);
+	if (e != ECONNREFUSED && e != ENOENT)
+		return mh_errf(err, errlen, "%s: cannot check the existing socket: %s", s->text,
+		               strerror(e));
 	if (unlink(path) < 0 && errno != ENOENT)
 		return mh_errf(err, errlen, "remove stale %s: %s", s->text, strerror(errno));
 	return 0;

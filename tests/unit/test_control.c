@@ -540,7 +540,8 @@ static void live_socket_is_refused(void **state)
 	    mh_control_new(f->loop, f->spec, 0600, handler, f, err, sizeof(err));
 	assert_null(second);
 	char want[256];
-	snprintf(want, sizeof(want), "control socket %s is in use by another milterhub", f->spec);
+	snprintf(want, sizeof(want), "control socket: %s: another process is listening on it",
+	         f->spec);
 	assert_string_equal(err, want);
 	/* The first one still serves. */
 	struct client *cl = client_ask(f, "status\n");
