@@ -178,8 +178,12 @@ static char *control_from_config(const char *path)
 	struct mh_config conf;
 	char err[512];
 	memset(&conf, 0, sizeof(conf));
+	/* The file names the socket, so a broken one cannot be sent to the daemon:
+	 * say that nothing changed there (systemctl reload shows this line). */
 	if (mh_config_load(path, &conf, err, sizeof(err)) < 0)
-		die("%s", err);
+		die("%s\nmilterhubctl: nothing was sent; a running milterhub keeps running its "
+		    "configuration",
+		    err);
 	char *spec = mh_xstrdup(conf.control ? conf.control : MH_CONTROL_DEFAULT);
 	mh_config_free(&conf);
 	return spec;

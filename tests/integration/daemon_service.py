@@ -321,3 +321,62 @@ def install_deps_requires_the_service_tools(env):
         re.findall(r"^\s*(?:pkgs|\w+_pkgs)\+?=\((.*)\)", text, re.M))))
     for pkg in ("systemd", "man-db", "groff-base"):
         ok(pkg in listed, "scripts/install-deps does not install %s" % pkg)
+
+
+@test
+def installed_daemon_runs_as_the_unit_says_status_reload_and_stop(env):
+    """What systemd would do with the installed files, without systemd (no PID 1 here):
+    ExecStart in the background, `milterhubctl -c CONF status`, ExecReload, then the
+    unit's KillSignal. /run/milterhub (RuntimeDirectory) is played by a temporary
+    directory: the installed configuration's paths are pointed there and its commented
+    `control` line is switched on, which is all a postmaster edits besides the milters."""
+    meson = need("meson")
+    build = env.build
+    if not os.path.isdir(os.path.join(build, "meson-private")):
+        skip("not a meson build directory: " + build)
+    dest = env.path("dest")
+    r = env.run("meson install", [meson, "install", "-C", build, "--destdir", dest,
+                                  "--no-rebuild", "--quiet"], wrap=False, timeout=300)
+    eq(r.returncode, 0, "meson install exit status")
+    r = env.run("meson introspect", [meson, "introspect", build, "--buildoptions"], wrap=False)
+    opts = {o["name"]: o["value"] for o in json.loads(r.stdout)}
+
+    def installed(*parts):
+        return os.path.join(dest, os.path.join(opts["prefix"], *parts).lstrip("/"))
+
+    sbin = installed(opts["sbindir"])
+    conf = installed(opts["sysconfdir"], "milterhub", "milterhub.lua")
+    run_dir = env.path("run")
+    os.mkdir(run_dir)
+    text = read(conf).replace("/run/milterhub", run_dir)
+    text = re.sub(r"^(\s*)-- (control = )", r"\1\2", text, flags=re.M)
+    with open(conf, "w") as f:
+        f.write(text)
+    s = unit_settings(read(installed("lib/systemd/system", "milterhub.service")))
+
+    def command(key):
+        argv = s[("Service", key)][0].split()
+        argv[0] = os.path.join(sbin, os.path.basename(argv[0]))
+        return [conf if a == CONF_PATH else a for a in argv]
+
+    spec = "unix:" + os.path.join(run_dir, "milterhub.sock")
+    hub = env.start("ExecStart", command("ExecStart"), ready=spec, expect_rc=0)
+    ctl = [os.path.join(sbin, "milterhubctl"), "-c", conf]
+    st = env.run("milterhubctl", ctl + ["status"])
+    eq(st.returncode, 0, "milterhubctl -c CONF status (stderr: %s)" % st.stderr)
+    ok(re.search(r"running, pid %d" % hub.pid, st.stdout), "status:\n" + st.stdout)
+    ok("generation 1" in st.stdout, "status:\n" + st.stdout)
+    r = env.run("ExecReload", command("ExecReload"))
+    eq(r.returncode, 0, "ExecReload exit status (stderr: %s)" % r.stderr)
+    ok("generation 2" in r.stdout, "reload answer: %r" % r.stdout)
+    # A broken file: ExecReload fails, so `systemctl reload` would report it.
+    with open(conf, "a") as f:
+        f.write("milter {\n")
+    r = env.run("ExecReload", command("ExecReload"))
+    ok(r.returncode != 0, "ExecReload on a broken configuration exited 0")
+    ok(re.search(r"milterhub\.lua:\d+: .*\n.*keeps running its configuration", r.stderr),
+       "reload error: %r" % r.stderr)
+    st = env.run("milterhubctl", [os.path.join(sbin, "milterhubctl"), "--socket",
+                                  "unix:" + os.path.join(run_dir, "control.sock"), "status"])
+    ok("generation 2" in st.stdout, "still generation 2:\n" + st.stdout)
+    eq(hub.stop(), 0, "exit status on the unit's KillSignal (%s)" % s[("Service", "KillSignal")])
