@@ -6,23 +6,15 @@
  *	One sup_child per supervised milter, in a list owned by the
  *	supervisor. Each holds a copy of its identity (argv, user, group,
  *	socket: what makes apply restart it), its tunables (intervals,
- *	timeouts: changed in place), the running process (pid, output
- *	pipes, ev_child watcher) and its timers (restart, health, SIGKILL).
+ *	timeouts: changed in place), its process (an mh_spawn: pid, output
+ *	pipes, exit watcher) and its timers (restart, health, SIGKILL).
  *
  * PROCESSES
- *	fork + exec. Everything the child needs (argv, groups) is prepared
- *	before fork(); between fork and exec the child only makes system
- *	calls: signals back to default and unblocked, setsid, /dev/null on
- *	stdin, the pipes on stdout and stderr, every other descriptor
- *	closed (close_range, else a loop), credentials switched, and only
- *	then PR_SET_PDEATHSIG (a credential change clears it) followed by
- *	the getppid check for a master that died meanwhile. A failed exec
- *	writes its reason on the stderr pipe and exits 127, so the reason is
- *	logged as one of the child's lines. Signals go to the process group
- *	(the child leads its own after setsid), so helpers it forked go too.
- *	Exits are reaped by libev (ev_child on the default loop), which is
- *	why a pid is signalled only before its ev_child has fired: it cannot
- *	have been reused yet.
+ *	mh_spawn forks, execs, switches credentials, reads the output and
+ *	reaps the exit; this file decides when. Who a milter may run as is
+ *	resolved here (ident_build, during apply, so apply can refuse it);
+ *	mh_spawn only switches to it. Signals go to the process group
+ *	through mh_spawn_signal, which refuses a pid already reaped.
  *
  * HEALTH
  *	A check is a real milter negotiation through mh_child (offer: v6,
@@ -43,23 +35,21 @@
  * DIAGNOSTICS
  *	Every start, exit (status, run time, restart delay), signal sent,
  *	health transition and counted failed check is logged (mh_log, no
- *	session id). Lines the children write are logged at INFO as
- *	"child NAME[PID]: line".
+ *	session id). Lines the children write (mh_spawn's on_line) are
+ *	logged at INFO as "child NAME[PID]: line".
  */
 #include "daemon/mh_supervise.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/mh_spawn.h"
 #include "util/mh_buf.h"
 #include "util/mh_err.h"
 #include "util/mh_log.h"
@@ -69,7 +59,6 @@
 #define SUP_POLL 0.1 /* health polling right after a start */
 #define SUP_POLL_FOR 30.0 /* ... for at most this long */
 #define SUP_STRIKES 3 /* failed checks in a row before a kill */
-#define SUP_LINE_MAX 2048 /* a longer line without newline is logged in pieces */
 
 /* What makes a milter "the same" across apply (everything else is tunable). */
 struct sup_ident {
@@ -80,13 +69,6 @@ struct sup_ident {
 	gid_t gid;
 	struct mh_sockspec sock;
 	char *socket_text; /* owned, for logs */
-};
-
-struct sup_pipe {
-	struct sup_child *c;
-	ev_io w;
-	int fd; /* read end, -1 when closed */
-	struct mh_buf line; /* a line not yet complete */
 };
 
 struct sup_child {
@@ -101,14 +83,12 @@ struct sup_child {
 	enum mh_sup_state state;
 	int notify; /* on_state owed (the change happened inside apply) */
 	double since;
-	pid_t pid; /* 0 while not running */
+	struct mh_spawn *proc; /* owned; its pid is 0 while not running */
 	double started;
 	unsigned restarts;
 	char last_exit[96];
 	int removing; /* no longer configured: freed once it exited */
 	int term_sent;
-	struct sup_pipe out, err;
-	ev_child exit_w;
 	ev_timer restart_w, health_w, kill_w, deadline_w;
 	struct mh_child *check; /* the health check running, if any */
 	int fails; /* counted failed checks in a row */
@@ -128,7 +108,13 @@ struct mh_supervise {
 	ev_timer done_w;
 };
 
-static void spawn(struct sup_child *c);
+static void child_start(struct sup_child *c);
+
+/* The running process, 0 when none (mh_spawn keeps the pid). */
+static pid_t child_pid(const struct sup_child *c)
+{
+	return mh_spawn_pid(c->proc);
+}
 
 const char *mh_sup_state_name(enum mh_sup_state st)
 {
@@ -298,7 +284,7 @@ static void maybe_done(struct mh_supervise *sv)
 	if (!sv->stopping || sv->done == NULL)
 		return;
 	for (struct sup_child *c = sv->children; c != NULL; c = c->next)
-		if (c->pid != 0)
+		if (child_pid(c) != 0)
 			return;
 	ev_timer_start(sv->loop, &sv->done_w);
 }
@@ -313,87 +299,24 @@ static void on_done(struct ev_loop *loop, ev_timer *w, int revents)
 		done(sv->done_arg);
 }
 
-/* ------------------------------------------------------------ output pipes */
+/* ------------------------------------------------------------ the process */
 
-static void pipe_emit(struct sup_pipe *p, int flush_all)
+static void on_child_line(int stream, const char *line, size_t len, void *arg)
 {
-	struct sup_child *c = p->c;
+	struct sup_child *c = arg;
 
-	while (mh_buf_size(&p->line) > 0) {
-		const char *s = (const char *)mh_buf_head(&p->line);
-		size_t n = mh_buf_size(&p->line), len, used;
-		const char *nl = memchr(s, '\n', n);
-
-		if (nl != NULL) {
-			len = (size_t)(nl - s);
-			used = len + 1;
-		} else if (n >= SUP_LINE_MAX || flush_all) {
-			len = used = n > SUP_LINE_MAX ? SUP_LINE_MAX : n;
-		} else {
-			return;
-		}
-		if (len > 0 && s[len - 1] == '\r')
-			len--;
-		mh_info(0, "child %s[%d]: %.*s", c->name, (int)c->pid, (int)len, s);
-		mh_buf_consume(&p->line, used);
-	}
-}
-
-static void pipe_close(struct sup_pipe *p, struct ev_loop *loop)
-{
-	if (p->fd < 0)
-		return;
-	ev_io_stop(loop, &p->w);
-	close(p->fd);
-	p->fd = -1;
-	mh_buf_free(&p->line);
-}
-
-/* One read per readiness; drain = read until nothing is left (after the exit). */
-static void pipe_read(struct sup_pipe *p, struct ev_loop *loop, int drain)
-{
-	char buf[4096];
-
-	while (p->fd >= 0) {
-		ssize_t n = read(p->fd, buf, sizeof(buf));
-		if (n > 0) {
-			mh_buf_append(&p->line, buf, (size_t)n);
-			pipe_emit(p, 0);
-			if (!drain)
-				return;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !drain)
-			return;
-		/* EOF, an error, or nothing more after the exit */
-		pipe_emit(p, 1);
-		pipe_close(p, loop);
-	}
-}
-
-static void on_pipe(struct ev_loop *loop, ev_io *w, int revents)
-{
-	pipe_read(w->data, loop, 0);
-}
-
-/* ------------------------------------------------------------ signals */
-
-static void signal_group(pid_t pid, int sig)
-{
-	if (kill(-pid, sig) < 0)
-		(void)kill(pid, sig);
+	mh_info(0, "child %s[%d]: %.*s", c->name, (int)child_pid(c), (int)len, line);
 }
 
 static void on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sup_child *c = w->data;
 
-	if (c->pid == 0)
+	if (child_pid(c) == 0)
 		return;
-	mh_warn(0, "child %s[%d] still runs after SIGTERM; sending SIGKILL", c->name, (int)c->pid);
-	signal_group(c->pid, SIGKILL);
+	mh_warn(0, "child %s[%d] still runs after SIGTERM; sending SIGKILL", c->name,
+	        (int)child_pid(c));
+	mh_spawn_signal(c->proc, SIGKILL);
 }
 
 static void cancel_check(struct sup_child *c)
@@ -410,7 +333,7 @@ static void terminate(struct sup_child *c, double grace, const char *why)
 {
 	struct ev_loop *loop = c->sv->loop;
 
-	if (c->pid == 0)
+	if (child_pid(c) == 0)
 		return;
 	ev_timer_stop(loop, &c->health_w);
 	cancel_check(c);
@@ -422,10 +345,10 @@ static void terminate(struct sup_child *c, double grace, const char *why)
 		}
 		return;
 	}
-	mh_info(0, "child %s[%d]: %s; sending SIGTERM (SIGKILL after %g s)", c->name, (int)c->pid,
-	        why, grace);
+	mh_info(0, "child %s[%d]: %s; sending SIGTERM (SIGKILL after %g s)", c->name,
+	        (int)child_pid(c), why, grace);
 	c->term_sent = 1;
-	signal_group(c->pid, SIGTERM);
+	mh_spawn_signal(c->proc, SIGTERM);
 	ev_timer_set(&c->kill_w, grace, 0.);
 	ev_timer_start(loop, &c->kill_w);
 }
@@ -443,16 +366,16 @@ static void check_result(struct sup_child *c, int ok, const char *why)
 {
 	double now = ev_now(c->sv->loop);
 
-	if (c->pid == 0 || c->term_sent)
+	if (child_pid(c) == 0 || c->term_sent)
 		return;
 	if (ok) {
 		c->fails = 0;
 		if (c->state != MH_SUP_UP && c->polling)
 			mh_info(0, "child %s[%d] is up (answered %.1f s after its start)", c->name,
-			        (int)c->pid, now - c->started);
+			        (int)child_pid(c), now - c->started);
 		else if (c->state != MH_SUP_UP)
 			mh_info(0, "child %s[%d] is up again: health check passed", c->name,
-			        (int)c->pid);
+			        (int)child_pid(c));
 		set_state(c, MH_SUP_UP);
 		c->polling = 0;
 		schedule_check(c, c->health_interval);
@@ -462,7 +385,7 @@ static void check_result(struct sup_child *c, int ok, const char *why)
 		if (now >= c->poll_until) {
 			c->polling = 0;
 			mh_warn(0, "child %s[%d] has not answered in %g s; checking every %g s",
-			        c->name, (int)c->pid, SUP_POLL_FOR, c->health_interval);
+			        c->name, (int)child_pid(c), SUP_POLL_FOR, c->health_interval);
 		} else if (now < c->strike_due) {
 			schedule_check(c, SUP_POLL); /* still coming up: not a strike yet */
 			return;
@@ -471,9 +394,9 @@ static void check_result(struct sup_child *c, int ok, const char *why)
 	}
 	c->fails++;
 	mh_warn(0, "child %s[%d]: health check failed (%d of %d in a row): %s", c->name,
-	        (int)c->pid, c->fails, SUP_STRIKES, why);
+	        (int)child_pid(c), c->fails, SUP_STRIKES, why);
 	if (c->state != MH_SUP_DOWN) {
-		mh_warn(0, "child %s[%d] is down: %s", c->name, (int)c->pid, why);
+		mh_warn(0, "child %s[%d] is down: %s", c->name, (int)child_pid(c), why);
 		set_state(c, MH_SUP_DOWN);
 	}
 	if (c->fails >= SUP_STRIKES) {
@@ -529,7 +452,7 @@ static void on_health_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct mh_optneg offer;
 	char err[256];
 
-	if (c->pid == 0 || c->term_sent || c->check != NULL)
+	if (child_pid(c) == 0 || c->term_sent || c->check != NULL)
 		return;
 	if (c->polling) {
 		int done;
@@ -556,22 +479,6 @@ static void on_health_timer(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* ------------------------------------------------------------ exits and restarts */
-
-static void describe_status(int status, char *buf, size_t len)
-{
-	if (WIFEXITED(status)) {
-		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
-	} else if (WIFSIGNALED(status)) {
-		const char *name = sigabbrev_np(WTERMSIG(status));
-		if (name != NULL)
-			snprintf(buf, len, "killed by SIG%s%s", name,
-			         WCOREDUMP(status) ? " (core dumped)" : "");
-		else
-			snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
-	} else {
-		snprintf(buf, len, "status 0x%x", (unsigned)status);
-	}
-}
 
 /* Backoff: restart_delay, doubling on each quick death, capped at 60 s. */
 static double take_delay(struct sup_child *c, double ran)
@@ -602,10 +509,10 @@ static void on_restart_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sup_child *c = w->data;
 
-	if (c->sv->stopping || c->pid != 0)
+	if (c->sv->stopping || child_pid(c) != 0)
 		return;
 	c->restarts++;
-	spawn(c);
+	child_start(c);
 }
 
 static void child_free(struct sup_child *c);
@@ -639,25 +546,22 @@ static void take_pending(struct sup_child *c)
 	c->next_delay = c->restart_delay;
 }
 
-static void on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
+/* mh_spawn's on_exit: its last lines are logged already, with its pid. */
+static void on_exit_status(pid_t pid, int status, void *arg)
 {
-	struct sup_child *c = w->data;
+	struct sup_child *c = arg;
 	struct mh_supervise *sv = c->sv;
+	struct ev_loop *loop = sv->loop;
 	double ran = ev_now(loop) - c->started;
-	pid_t pid = c->pid;
 	char how[96];
 
-	ev_child_stop(loop, w);
 	ev_timer_stop(loop, &c->kill_w);
 	ev_timer_stop(loop, &c->health_w);
 	cancel_check(c);
-	pipe_read(&c->out, loop, 1); /* what it wrote before exiting, still with its pid */
-	pipe_read(&c->err, loop, 1);
-	c->pid = 0;
 	c->term_sent = 0;
-	describe_status(w->rstatus, c->last_exit, sizeof(c->last_exit));
-	if (WIFEXITED(w->rstatus))
-		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(w->rstatus));
+	mh_spawn_describe(status, c->last_exit, sizeof(c->last_exit));
+	if (WIFEXITED(status))
+		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
 	else
 		snprintf(how, sizeof(how), "%s", c->last_exit);
 	if (c->removing || sv->stopping) {
@@ -675,7 +579,7 @@ static void on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 		        (int)pid, how, ran);
 		take_pending(c);
 		set_state(c, MH_SUP_DOWN);
-		spawn(c);
+		child_start(c);
 	} else {
 		double delay = take_delay(c, ran);
 		mh_info(0, "child %s[%d] %s after %.1f s; restarting in %g s", c->name, (int)pid,
@@ -686,112 +590,32 @@ static void on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 
 /* ------------------------------------------------------------ starting */
 
-/* The forked child: set up and exec, or report on stderr and exit 127. */
-static void __attribute__((noreturn))
-exec_child(const struct sup_ident *id, int nul, int outw, int errw, pid_t master,
-           const gid_t *groups, int ngroups)
-{
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			signal(s, SIG_DFL);
-	setsid();
-	/* lift the three above 2 first, so dup2 cannot clobber one of them */
-	nul = fcntl(nul, F_DUPFD, 3);
-	outw = fcntl(outw, F_DUPFD, 3);
-	errw = fcntl(errw, F_DUPFD, 3);
-	if (nul < 0 || outw < 0 || errw < 0 || dup2(nul, 0) < 0 || dup2(outw, 1) < 0 ||
-	    dup2(errw, 2) < 0)
-		_exit(127);
-	if (close_range(3, ~0U, 0) < 0) {
-		long max = sysconf(_SC_OPEN_MAX);
-		for (long fd = 3; fd < (max > 0 ? max : 65536); fd++)
-			close((int)fd);
-	}
-	if (id->set_gid) {
-		if (id->set_uid ? setgroups((size_t)ngroups, groups) < 0
-		                : setgroups(1, &id->gid) < 0) {
-			dprintf(2, "setgroups: %s\n", strerror(errno));
-			_exit(127);
-		}
-		if (setgid(id->gid) < 0) {
-			dprintf(2, "setgid %u: %s\n", (unsigned)id->gid, strerror(errno));
-			_exit(127);
-		}
-	}
-	if (id->set_uid && setuid(id->uid) < 0) {
-		dprintf(2, "setuid %u: %s\n", (unsigned)id->uid, strerror(errno));
-		_exit(127);
-	}
-	/* after the credential change, which clears it */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
-		_exit(127);
-	execv(id->argv[0], id->argv);
-	dprintf(2, "cannot execute %s: %s\n", id->argv[0], strerror(errno));
-	_exit(127);
-}
-
-static void pipe_open(struct sup_pipe *p, struct ev_loop *loop, int fd)
-{
-	p->fd = fd;
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	ev_io_set(&p->w, fd, EV_READ);
-	ev_io_start(loop, &p->w);
-}
-
-static void spawn(struct sup_child *c)
+static void child_start(struct sup_child *c)
 {
 	struct ev_loop *loop = c->sv->loop;
-	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, nul = -1;
-	gid_t *groups = NULL;
-	int ngroups = 0;
+	struct mh_spawn_cred cred = {
+	    .set_uid = c->id.set_uid,
+	    .set_gid = c->id.set_gid,
+	    .uid = c->id.uid,
+	    .gid = c->id.gid,
+	    .user = c->id.user,
+	};
 	struct mh_buf cmd = MH_BUF_INIT;
-	pid_t pid = -1, master = getpid();
+	char err[256];
+	pid_t pid;
 
 	ev_now_update(loop);
-	if (c->id.set_uid) {
-		ngroups = 32;
-		groups = mh_xcalloc((size_t)ngroups, sizeof(gid_t));
-		if (getgrouplist(c->id.user, c->id.gid, groups, &ngroups) < 0) {
-			groups = mh_xrealloc(groups, (size_t)ngroups * sizeof(gid_t));
-			if (getgrouplist(c->id.user, c->id.gid, groups, &ngroups) < 0)
-				ngroups = 0;
-		}
-	}
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 || (pid = fork()) < 0) {
-		mh_err(0, "child %s: cannot start: %s", c->name, strerror(errno));
-	} else if (pid == 0) {
-		exec_child(&c->id, nul, outp[1], errp[1], master, groups, ngroups);
-	}
-	free(groups);
-	if (nul >= 0)
-		close(nul);
-	if (outp[1] >= 0)
-		close(outp[1]);
-	if (errp[1] >= 0)
-		close(errp[1]);
+	pid = mh_spawn_start(c->proc, c->id.argv, &cred, err, sizeof(err));
 	if (pid < 0) {
-		if (outp[0] >= 0)
-			close(outp[0]);
-		if (errp[0] >= 0)
-			close(errp[0]);
+		mh_err(0, "child %s: cannot start: %s", c->name, err);
 		double delay = take_delay(c, 0);
 		snprintf(c->last_exit, sizeof(c->last_exit), "could not start");
 		mh_err(0, "child %s: retrying in %g s", c->name, delay);
 		schedule_restart(c, delay);
 		return;
 	}
-	c->pid = pid;
 	c->started = ev_now(loop);
 	c->term_sent = 0;
-	pipe_open(&c->out, loop, outp[0]);
-	pipe_open(&c->err, loop, errp[0]);
-	ev_child_set(&c->exit_w, pid, 0);
-	ev_child_start(loop, &c->exit_w);
 	for (char **a = c->id.argv; *a != NULL; a++)
 		mh_buf_printf(&cmd, "%s%s", a == c->id.argv ? "" : " ", *a);
 	mh_info(0, "child %s started: pid %d: %s", c->name, (int)pid, (const char *)cmd.data);
@@ -810,6 +634,11 @@ static struct sup_child *child_new(struct mh_supervise *sv, const struct mh_chil
                                    struct sup_ident *id)
 {
 	struct sup_child *c = mh_xcalloc(1, sizeof(*c));
+	struct mh_spawn_ops proc_ops = {
+	    .on_line = on_child_line,
+	    .on_exit = on_exit_status,
+	    .arg = c,
+	};
 
 	c->sv = sv;
 	c->name = mh_xstrdup(cf->name);
@@ -820,19 +649,12 @@ static struct sup_child *child_new(struct mh_supervise *sv, const struct mh_chil
 	hc_refresh(c);
 	c->state = MH_SUP_DOWN;
 	c->since = ev_now(sv->loop);
-	c->out.c = c->err.c = c;
-	c->out.fd = c->err.fd = -1;
-	ev_io_init(&c->out.w, on_pipe, -1, EV_READ);
-	ev_io_init(&c->err.w, on_pipe, -1, EV_READ);
-	c->out.w.data = &c->out;
-	c->err.w.data = &c->err;
-	ev_child_init(&c->exit_w, on_exit_status, 0, 0);
+	c->proc = mh_spawn_new(sv->loop, &proc_ops);
 	ev_timer_init(&c->restart_w, on_restart_timer, 0., 0.);
 	ev_timer_init(&c->health_w, on_health_timer, 0., 0.);
 	ev_timer_init(&c->kill_w, on_kill_timer, 0., 0.);
 	ev_timer_init(&c->deadline_w, on_check_deadline, 0., 0.);
-	c->exit_w.data = c->restart_w.data = c->health_w.data = c->kill_w.data =
-	    c->deadline_w.data = c;
+	c->restart_w.data = c->health_w.data = c->kill_w.data = c->deadline_w.data = c;
 	c->next = sv->children;
 	sv->children = c;
 	return c;
@@ -844,12 +666,10 @@ static void child_free(struct sup_child *c)
 	struct ev_loop *loop = c->sv->loop;
 
 	cancel_check(c);
-	ev_child_stop(loop, &c->exit_w);
+	mh_spawn_free(c->proc);
 	ev_timer_stop(loop, &c->restart_w);
 	ev_timer_stop(loop, &c->health_w);
 	ev_timer_stop(loop, &c->kill_w);
-	pipe_close(&c->out, loop);
-	pipe_close(&c->err, loop);
 	ident_free(&c->id);
 	drop_pending(c);
 	free(c->name);
@@ -862,7 +682,7 @@ static void child_remove(struct sup_child *c)
 	ev_timer_stop(c->sv->loop, &c->restart_w);
 	c->removing = 1;
 	c->notify = 0;
-	if (c->pid == 0) {
+	if (child_pid(c) == 0) {
 		unlink_child(c);
 		child_free(c);
 		return;
@@ -877,13 +697,13 @@ static void child_replace(struct sup_child *c, struct sup_ident *id)
 	c->pending = mh_xmalloc(sizeof(*c->pending));
 	*c->pending = *id;
 	memset(id, 0, sizeof(*id));
-	if (c->pid != 0) {
+	if (child_pid(c) != 0) {
 		terminate(c, SUP_KILL_GRACE, "its command, user, group or socket changed");
 		return; /* on_exit_status starts the new one */
 	}
 	ev_timer_stop(c->sv->loop, &c->restart_w);
 	take_pending(c);
-	spawn(c);
+	child_start(c);
 }
 
 static struct sup_child *find_child(const struct mh_supervise *sv, const char *name)
@@ -957,7 +777,7 @@ int mh_supervise_apply(struct mh_supervise *sv, const struct mh_child_conf *chil
 			continue;
 		c = find_child(sv, children[i].name);
 		if (c == NULL) {
-			spawn(child_new(sv, &children[i], &ids[i]));
+			child_start(child_new(sv, &children[i], &ids[i]));
 			continue;
 		}
 		take_tunables(c, &children[i]);
@@ -982,7 +802,7 @@ int mh_supervise_info(const struct mh_supervise *sv, const char *name, struct mh
 		return 0;
 	if (info != NULL) {
 		info->state = c->state;
-		info->pid = c->pid;
+		info->pid = child_pid(c);
 		info->restarts = c->restarts;
 		info->since = c->since;
 		snprintf(info->last_exit, sizeof(info->last_exit), "%s", c->last_exit);
@@ -999,7 +819,7 @@ void mh_supervise_stop(struct mh_supervise *sv, double grace, void (*done)(void 
 		ev_timer_stop(sv->loop, &c->restart_w);
 		ev_timer_stop(sv->loop, &c->health_w);
 		cancel_check(c);
-		if (c->pid != 0)
+		if (child_pid(c) != 0)
 			terminate(c, grace, "stopping");
 		else
 			set_state(c, MH_SUP_DOWN);
