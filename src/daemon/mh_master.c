@@ -429,6 +429,11 @@ int mh_master_reload(struct mh_master *m, char *err, size_t errlen)
 		mh_warn(0, "reload: %s; logging stays as it was", why);
 	else if (getenv("MILTERHUB_LOG_LEVEL") == NULL)
 		mh_log_set_level(c->log_level);
+	/* New workers under a new user must still be able to reopen the log file. */
+	if (g->ident.set &&
+	    (g->ident.uid != m->gen->ident.uid || g->ident.gid != m->gen->ident.gid) &&
+	    mh_log_chown(g->ident.uid, g->ident.gid, why, sizeof(why)) < 0)
+		mh_warn(0, "reload: %s", why);
 
 	/* Committed: from here on nothing can refuse the reload. */
 	m->next_gen++;
