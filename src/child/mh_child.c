@@ -711,3 +711,8 @@ const struct mh_child_conf *mh_child_conf(const struct mh_child *c)
 {
 	return c->conf;
 }
+
+const char *mh_child_failure(const struct mh_child *c)
+{
+	return c->why;
+}

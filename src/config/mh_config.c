@@ -164,6 +164,7 @@ void mh_config_free(struct mh_config *c)
 	free(c->log);
 	free(c->syslog_facility);
 	free(c->control);
+	free(c->stats);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -60,6 +60,7 @@ struct mh_config {
 	char *syslog_facility; /* "mail" */
 	char *control; /* control socket spec; NULL: MH_CONTROL_DEFAULT, if usable */
 	unsigned control_mode; /* 0600 */
+	char *stats; /* HTTP statistics listener spec; NULL: none */
 	/* what the hub needs: fallback, limits, children (owned here) */
 	struct mh_hub_conf hub;
 	/* conditions and the Lua state kept for Lua ones (owned; NULL without a file) */

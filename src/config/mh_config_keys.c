@@ -357,11 +357,14 @@ static const struct mh_config_kind kind_mode = {"an octal mode string like \"066
 
 /* ------------------------------------------------------------------ log level */
 
-static const char *const level_names[] = {"debug", "info", "warn", "err"};
+/* Indexed by enum mh_log_level; "stats" is accepted for "statistics". */
+static const char *const level_names[] = {"debug", "info", "statistics", "warn", "err"};
+#define LEVEL_COUNT (sizeof(level_names) / sizeof(level_names[0]))
+_Static_assert(LEVEL_COUNT == MH_LOG_ERR + 1, "one config name per enum mh_log_level");
 
 const char *mh_config_log_level_name(enum mh_log_level lvl)
 {
-	return (unsigned)lvl < 4 ? level_names[lvl] : "info";
+	return (unsigned)lvl < LEVEL_COUNT ? level_names[lvl] : "info";
 }
 
 static int parse_level(lua_State *L, int idx, void *base, const struct mh_config_key *k,
@@ -370,12 +373,15 @@ static int parse_level(lua_State *L, int idx, void *base, const struct mh_config
 	const char *s = get_string(L, idx, k, why, whylen);
 	if (s == NULL)
 		return -1;
-	for (unsigned i = 0; i < 4; i++)
+	if (strcmp(s, "stats") == 0)
+		s = "statistics";
+	for (unsigned i = 0; i < LEVEL_COUNT; i++)
 		if (strcmp(s, level_names[i]) == 0) {
 			*FIELD(base, k, enum mh_log_level) = (enum mh_log_level)i;
 			return 0;
 		}
-	return mh_errf(why, whylen, "unknown log level '%s' (debug, info, warn, err)", s);
+	return mh_errf(why, whylen, "unknown log level '%s' (debug, info, statistics, warn, err)",
+	               s);
 }
 
 static void show_level(FILE *out, const void *base, const struct mh_config_key *k)
@@ -658,6 +664,8 @@ const struct mh_config_key mh_config_manager_keys[] = {
     {"control", &kind_spec_text, MGR(control), 0, 0, 0, NULL,
      "not set (" MH_CONTROL_DEFAULT ", if it can be created)"},
     {"control_mode", &kind_mode, MGR(control_mode), 0, 0, 0, NULL, NULL},
+    {"stats", &kind_spec_text, MGR(stats), 0, 0, 0, NULL,
+     "not set (no HTTP endpoint; e.g. \"inet:9425@127.0.0.1\")"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 

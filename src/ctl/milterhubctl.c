@@ -57,6 +57,7 @@ static const char usage_text[] =
     "commands:\n"
     "  status [--json]    the daemon, its workers and children\n"
     "  children [--json]  the children (milters) in chain order\n"
+    "  stats [--json]     counters: sessions, results, per milter answers and latency\n"
     "  enable NAME        put child NAME back into the chain\n"
     "  disable NAME       skip child NAME for new sessions\n"
     "  reload             reload the configuration file\n"
@@ -126,9 +127,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"status", 0, 1, "--json"}, {"children", 0, 1, "--json"}, {"enable", 1, 1, NULL},
-    {"disable", 1, 1, NULL},    {"reload", 0, 0, NULL},       {"stop", 0, 0, NULL},
-    {"help", 0, 0, NULL},
+    {"status", 0, 1, "--json"}, {"children", 0, 1, "--json"}, {"stats", 0, 1, "--json"},
+    {"enable", 1, 1, NULL},     {"disable", 1, 1, NULL},      {"reload", 0, 0, NULL},
+    {"stop", 0, 0, NULL},       {"help", 0, 0, NULL},
 };
 
 /* Check COMMAND ARG... against the table; exits 64 on a mistake. */

@@ -36,16 +36,6 @@ int mh_board_child_find(const struct mh_board *b, const char *name)
 	return -1;
 }
 
-static void zero_child_counts(struct mh_board *b, int slot)
-{
-	for (int w = 0; w < MH_BOARD_WORKERS; w++) {
-		MH_BOARD_SET(b->worker[w].c.child_used[slot], 0);
-		MH_BOARD_SET(b->worker[w].c.child_failed[slot], 0);
-	}
-	b->retired.child_used[slot] = 0;
-	b->retired.child_failed[slot] = 0;
-}
-
 int mh_board_child_take(struct mh_board *b, const char *name, uint32_t gen)
 {
 	int slot = mh_board_child_find(b, name);
@@ -55,11 +45,7 @@ int mh_board_child_take(struct mh_board *b, const char *name, uint32_t gen)
 				slot = i;
 		if (slot < 0)
 			return -1;
-		/* A reused slot starts clean: no override, counts of a former name gone.
-		 * A never-used one is zero already: its pages stay untouched (RSS). */
-		if (b->child[slot].used)
-			zero_child_counts(b, slot);
-		b->child[slot].used = 1;
+		/* A reused slot starts clean: no override of a former name. */
 		MH_BOARD_SET(b->child[slot].override, 0);
 		MH_BOARD_SET(b->child[slot].down, 0);
 		snprintf(b->child[slot].name, sizeof(b->child[slot].name), "%s", name);
@@ -88,10 +74,6 @@ static void add_counts(struct mh_board_counts *to, const struct mh_board_counts 
 	if (live)
 		to->sessions_now += MH_BOARD_GET(from->sessions_now);
 	to->sessions_total += MH_BOARD_GET(from->sessions_total);
-	for (int i = 0; i < MH_BOARD_CHILDREN; i++) {
-		to->child_used[i] += MH_BOARD_GET(from->child_used[i]);
-		to->child_failed[i] += MH_BOARD_GET(from->child_failed[i]);
-	}
 }
 
 void mh_board_worker_retire(struct mh_board *b, int slot)

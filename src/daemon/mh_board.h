@@ -9,13 +9,13 @@
  *     of every session. Slots are keyed by name, so an override survives
  *     a reload that keeps the name.
  *   - a worker slot per worker process (written by that worker): sessions
- *     open now and in total, and per child slot how often it was used and
- *     how often its fallback stood in. The master sums them; when a
- *     worker exits, the master folds its counts into the retired totals
- *     and frees the slot, so totals survive reloads and worker restarts.
- * One field has many writers: the last session id, taken with an atomic
- * increment by each worker per session, so session ids in the log are
- * unique across workers, restarts and reloads.
+ *     open now and in total, for `milterhubctl status`. The master sums
+ *     them; when a worker exits, the master folds its counts into the
+ *     retired totals and frees the slot. (Everything else a worker
+ *     counts lives in its statistics region, mh_stats.)
+ * Three fields have many writers, with atomic operations: the last
+ * session id (so ids in the log are unique across workers, restarts and
+ * reloads), the sessions open in the whole daemon and their maximum.
  * Reads and writes are relaxed atomic loads and stores (each field is
  * naturally aligned); a reader may see one counter a moment before
  * another, never a torn value.
@@ -35,15 +35,12 @@ struct mh_board_child {
 	char name[MH_BOARD_NAME]; /* "" = free */
 	int8_t override; /* 0 none, 1 enabled, -1 disabled (milterhubctl) */
 	uint8_t down; /* supervised and not answering: fallback at once */
-	uint8_t used; /* has held a name before: counts to clear on reuse */
 	uint32_t last_gen; /* newest generation whose config names it */
 };
 
 struct mh_board_counts {
 	uint64_t sessions_now;
 	uint64_t sessions_total;
-	uint64_t child_used[MH_BOARD_CHILDREN];
-	uint64_t child_failed[MH_BOARD_CHILDREN];
 };
 
 struct mh_board_worker {
@@ -57,6 +54,8 @@ struct mh_board {
 	struct mh_board_worker worker[MH_BOARD_WORKERS];
 	struct mh_board_counts retired; /* master-written: workers gone */
 	uint64_t last_session_id; /* every worker: atomic increment, ids unique daemon-wide */
+	uint64_t sessions_open; /* every worker: atomic, sessions open in the daemon */
+	uint64_t sessions_max; /* every worker: atomic maximum of sessions_open */
 };
 
 #define MH_BOARD_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)

@@ -88,7 +88,12 @@ static void gens_collect(struct mh_master *m)
 static int gen_take_slots(struct mh_master *m, struct mh_gen *g, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < g->conf.hub.nchildren; i++) {
+		int fresh = mh_board_child_find(m->board, g->conf.hub.children[i].name) < 0;
 		int slot = mh_board_child_take(m->board, g->conf.hub.children[i].name, g->no);
+		/* A name new to the board starts its counters at zero (the slot may
+		 * have counted a milter removed long ago). */
+		if (fresh && slot >= 0)
+			memset(&m->retired->child[slot], 0, sizeof(m->retired->child[slot]));
 		if (slot < 0)
 			return mh_errf(err, errlen,
 			               "too many milter names in use across generations (%d); "
@@ -130,7 +135,8 @@ unsigned mh_master_workers_alive(const struct mh_master *m)
 }
 
 /* In the forked child: put away all that is the master's, become a worker. */
-__attribute__((noreturn)) static void become_worker(struct mh_master *m, struct mh_gen *g, int slot)
+__attribute__((noreturn)) static void become_worker(struct mh_master *m, struct mh_gen *g, int slot,
+                                                    struct mh_stats_region *stats)
 {
 	static struct mh_worker_args a;
 	struct ev_loop *loop = m->loop;
@@ -150,6 +156,7 @@ __attribute__((noreturn)) static void become_worker(struct mh_master *m, struct 
 	m->ctl = NULL;
 	mh_supervise_forget(m->sv);
 	m->sv = NULL;
+	mh_master_stats_forget(m);
 	if (m->pidfd >= 0)
 		close(m->pidfd);
 	m->pidfd = -1;
@@ -160,6 +167,7 @@ __attribute__((noreturn)) static void become_worker(struct mh_master *m, struct 
 	                            .ident = &g->ident,
 	                            .board = m->board,
 	                            .slot = slot,
+	                            .stats = stats,
 	                            .child_slot = g->child_slot,
 	                            .gen = g->no};
 	mh_worker_run(&a);
@@ -174,6 +182,11 @@ static int spawn_worker(struct mh_master *m, struct mh_gen *g)
 		mh_err(0, "no free worker slot (%d workers alive)", MH_BOARD_WORKERS);
 		return -1;
 	}
+	struct mh_stats_region *stats = mh_stats_region_new(g->conf.hub.nchildren);
+	if (stats == NULL) {
+		mh_err(0, "cannot start a worker: no memory for its counters: %m");
+		return -1;
+	}
 	struct mh_board_worker *bw = &m->board->worker[slot];
 	memset(&bw->c, 0, sizeof(bw->c));
 	MH_BOARD_SET(bw->gen, g->no);
@@ -184,10 +197,11 @@ static int spawn_worker(struct mh_master *m, struct mh_gen *g)
 	if (pid < 0) {
 		mh_err(0, "cannot start a worker: fork: %m");
 		MH_BOARD_SET(bw->pid, 0);
+		mh_stats_region_free(stats);
 		return -1;
 	}
 	if (pid == 0)
-		become_worker(m, g, slot);
+		become_worker(m, g, slot, stats);
 
 	MH_BOARD_SET(bw->pid, (int32_t)pid);
 	struct mh_wproc *w = &m->w[slot];
@@ -195,6 +209,7 @@ static int spawn_worker(struct mh_master *m, struct mh_gen *g)
 	w->m = m;
 	w->pid = pid;
 	w->gen = g;
+	w->stats = stats;
 	w->started = ev_time();
 	ev_child_init(&w->cw, on_worker_exit, pid, 0);
 	w->cw.data = w;
@@ -253,6 +268,10 @@ static void on_worker_exit(struct ev_loop *loop, ev_child *cw, int revents)
 	int clean = WIFEXITED(cw->rstatus) && WEXITSTATUS(cw->rstatus) == 0;
 	uint64_t open = MH_BOARD_GET(m->board->worker[slot].c.sessions_now);
 	mh_board_worker_retire(m->board, slot);
+	/* Its counts live on in the retired totals (design §5: across reloads and restarts). */
+	mh_stats_totals_add(m->retired, w->stats, g->child_slot, 0);
+	mh_stats_region_free(w->stats);
+	w->stats = NULL;
 	w->pid = 0;
 	g->alive--;
 
@@ -304,6 +323,43 @@ static void signal_workers(struct mh_master *m, int sig, const struct mh_gen *on
 		if (sig == SIGUSR2 || sig == SIGTERM)
 			w->retiring = 1;
 		kill(w->pid, sig);
+	}
+}
+
+/* ------------------------------------------------------------- statistics */
+
+void mh_master_snapshot(const struct mh_master *m, struct mh_stats_snapshot *s)
+{
+	const struct mh_gen *g = m->gen;
+	memset(s, 0, sizeof(*s));
+	s->now = ev_time();
+	s->uptime = s->now - m->started;
+	s->sessions_max = MH_BOARD_GET(m->board->sessions_max);
+	s->worker_restarts = m->worker_restarts;
+	s->generation = g->no;
+	s->totals = *m->retired;
+	for (int i = 0; i < MH_BOARD_WORKERS; i++) {
+		const struct mh_wproc *w = &m->w[i];
+		if (w->pid <= 0 || w->stats == NULL)
+			continue;
+		mh_stats_totals_add(&s->totals, w->stats, w->gen->child_slot, 1);
+		s->workers += !w->retiring;
+	}
+	s->nmilters = g->conf.hub.nchildren;
+	for (size_t i = 0; i < s->nmilters; i++) {
+		const struct mh_child_conf *cc = &g->conf.hub.children[i];
+		struct mh_stats_milter *mi = &s->milter[i];
+		const struct mh_board_child *bc = &m->board->child[g->child_slot[i]];
+		int8_t ov = MH_BOARD_GET(bc->override);
+		struct mh_sup_info info;
+		mi->name = cc->name;
+		mi->slot = g->child_slot[i];
+		mi->enabled = ov > 0 || (ov == 0 && cc->enabled);
+		mi->state = "unsupervised";
+		if (m->sv != NULL && mh_supervise_info(m->sv, cc->name, &info)) {
+			mi->state = mh_sup_state_name(info.state);
+			mi->restarts = info.restarts;
+		}
 	}
 }
 
@@ -447,6 +503,7 @@ int mh_master_reload(struct mh_master *m, char *err, size_t errlen)
 	}
 	m->quick_deaths = 0;
 	ev_timer_stop(m->loop, &m->respawn_w);
+	mh_master_stats_reload(m, c->stats);
 	fill_workers(m);
 	signal_workers(m, SIGUSR2, g); /* older generations: finish and exit */
 	struct mh_board_counts sum;
@@ -540,6 +597,7 @@ static void master_free(struct mh_master *m)
 {
 	if (m->ctl != NULL)
 		mh_control_free(m->ctl); /* also ends a held `stop` answer: ctl sees EOF */
+	mh_master_stats_close(m);
 	free(m->ctl_text);
 	if (m->sv != NULL)
 		mh_supervise_free(m->sv);
@@ -550,6 +608,9 @@ static void master_free(struct mh_master *m)
 		gen_free(g);
 	}
 	mh_board_free(m->board);
+	for (int i = 0; i < MH_BOARD_WORKERS; i++)
+		mh_stats_region_free(m->w[i].stats);
+	free(m->retired);
 	free(m->path);
 }
 
@@ -580,6 +641,7 @@ int mh_master_run(struct mh_config *conf, const char *path, int ready_fd)
 		snprintf(err, sizeof(err), "cannot initialise the event loop (libev)");
 		goto fail;
 	}
+	m->retired = mh_xcalloc(1, sizeof(*m->retired));
 	m->board = mh_board_new();
 	if (m->board == NULL) {
 		snprintf(err, sizeof(err), "cannot map the shared scoreboard: %s", strerror(errno));
@@ -601,6 +663,7 @@ int mh_master_run(struct mh_config *conf, const char *path, int ready_fd)
 	/* The control socket before the listening one: whoever sees milterhub
 	 * listening can already talk to it with milterhubctl. */
 	if (open_control(m, err, sizeof(err)) < 0 ||
+	    mh_master_stats_open(m, c->stats, err, sizeof(err)) < 0 ||
 	    mh_listener_open(&m->lst, c->listen_text, c->socket_mode, c->socket_group, err,
 	                     sizeof(err)) < 0)
 		goto fail;

@@ -21,11 +21,13 @@
  *	refused reload (its reason), a stop already under way.
  */
 #include "daemon/mh_master_int.h"
+#include "stats/mh_stats_render.h"
 #include "util/mh_buf.h"
 #include "util/mh_json.h"
 #include "util/mh_log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +44,7 @@ struct child_view {
 	uint64_t used, failed;
 };
 
-static void view_child(const struct mh_master *m, const struct mh_board_counts *sum, size_t i,
+static void view_child(const struct mh_master *m, const struct mh_stats_snapshot *sum, size_t i,
                        struct child_view *v)
 {
 	const struct mh_gen *g = m->gen;
@@ -52,8 +54,11 @@ static void view_child(const struct mh_master *m, const struct mh_board_counts *
 	v->override = MH_BOARD_GET(m->board->child[v->slot].override);
 	v->on = v->override > 0 || (v->override == 0 && v->cc->enabled);
 	v->supervised = m->sv != NULL && mh_supervise_info(m->sv, v->cc->name, &v->info);
-	v->used = sum->child_used[v->slot];
-	v->failed = sum->child_failed[v->slot];
+	const struct mh_stats_child *c = &sum->totals.child[v->slot];
+	v->used = c->sessions;
+	for (int st = 0; st < MH_HS_COUNT; st++)
+		for (int f = 0; f < MH_FAIL_COUNT; f++)
+			v->failed += c->fails[st][f];
 }
 
 static const char *switch_text(const struct child_view *v)
@@ -85,7 +90,7 @@ static void format_duration(char *buf, size_t len, double secs)
 
 /* ------------------------------------------------------------------- text */
 
-static void children_text(const struct mh_master *m, const struct mh_board_counts *sum,
+static void children_text(const struct mh_master *m, const struct mh_stats_snapshot *sum,
                           struct mh_buf *b)
 {
 	const struct mh_config *c = &m->gen->conf;
@@ -109,7 +114,7 @@ static void children_text(const struct mh_master *m, const struct mh_board_count
 	}
 }
 
-static void status_text(const struct mh_master *m, const struct mh_board_counts *sum,
+static void status_text(const struct mh_master *m, const struct mh_stats_snapshot *sum,
                         struct mh_buf *b)
 {
 	const struct mh_gen *g = m->gen;
@@ -127,8 +132,8 @@ static void status_text(const struct mh_master *m, const struct mh_board_counts 
 	mh_buf_printf(b, "listening on: %s\ncontrol: %s\n", m->lst.text ? m->lst.text : "(closed)",
 	              m->ctl_text ? m->ctl_text : "-");
 	mh_buf_printf(b, "sessions: %llu open, %llu since start\n",
-	              (unsigned long long)sum->sessions_now,
-	              (unsigned long long)sum->sessions_total);
+	              (unsigned long long)sum->totals.g.sessions_open,
+	              (unsigned long long)sum->totals.g.sessions);
 	unsigned cur = 0, older = 0;
 	for (int i = 0; i < MH_BOARD_WORKERS; i++)
 		if (m->w[i].pid > 0 && m->w[i].gen == g && !m->w[i].retiring)
@@ -156,7 +161,7 @@ static void status_text(const struct mh_master *m, const struct mh_board_counts 
 
 /* ------------------------------------------------------------------- JSON */
 
-static void children_json(const struct mh_master *m, const struct mh_board_counts *sum,
+static void children_json(const struct mh_master *m, const struct mh_stats_snapshot *sum,
                           struct mh_json *j)
 {
 	const struct mh_config *c = &m->gen->conf;
@@ -192,7 +197,7 @@ static void children_json(const struct mh_master *m, const struct mh_board_count
 	mh_json_arr_end(j);
 }
 
-static void status_json(const struct mh_master *m, const struct mh_board_counts *sum,
+static void status_json(const struct mh_master *m, const struct mh_stats_snapshot *sum,
                         struct mh_json *j)
 {
 	const struct mh_gen *g = m->gen;
@@ -214,9 +219,9 @@ static void status_json(const struct mh_master *m, const struct mh_board_counts 
 	mh_json_key(j, "control");
 	mh_json_str(j, m->ctl_text);
 	mh_json_key(j, "sessions_open");
-	mh_json_int(j, (int64_t)sum->sessions_now);
+	mh_json_int(j, (int64_t)sum->totals.g.sessions_open);
 	mh_json_key(j, "sessions_total");
-	mh_json_int(j, (int64_t)sum->sessions_total);
+	mh_json_int(j, (int64_t)sum->totals.g.sessions);
 	mh_json_key(j, "workers_configured");
 	mh_json_int(j, (int64_t)g->conf.workers);
 	mh_json_key(j, "worker_restarts");
@@ -249,14 +254,15 @@ static void status_json(const struct mh_master *m, const struct mh_board_counts 
 
 /* --------------------------------------------------------------- commands */
 
+enum { SHOW_STATUS, SHOW_CHILDREN, SHOW_STATS };
+
 static int want_json(int argc, char **argv)
 {
 	return argc == 2 && strcmp(argv[1], "--json") == 0;
 }
 
-static void show(struct mh_master *m, struct mh_control_req *r, int argc, char **argv, int status)
+static void show(struct mh_master *m, struct mh_control_req *r, int argc, char **argv, int what)
 {
-	struct mh_board_counts sum;
 	struct mh_buf b = MH_BUF_INIT;
 	if (argc > 2 || (argc == 2 && !want_json(argc, argv))) {
 		mh_buf_printf(&b, "usage: %s [--json]", argv[0]);
@@ -264,20 +270,26 @@ static void show(struct mh_master *m, struct mh_control_req *r, int argc, char *
 		mh_buf_free(&b);
 		return;
 	}
-	mh_board_sum(m->board, &sum);
-	if (want_json(argc, argv)) {
+	struct mh_stats_snapshot *sum = mh_xmalloc(sizeof(*sum)); /* ~360 KiB: not the stack */
+	mh_master_snapshot(m, sum);
+	if (what == SHOW_STATS && want_json(argc, argv)) {
+		mh_stats_render_json(sum, &b);
+	} else if (what == SHOW_STATS) {
+		mh_stats_render_table(sum, &b);
+	} else if (want_json(argc, argv)) {
 		struct mh_json j;
 		mh_json_init(&j, &b);
-		if (status)
-			status_json(m, &sum, &j);
+		if (what == SHOW_STATUS)
+			status_json(m, sum, &j);
 		else
-			children_json(m, &sum, &j);
+			children_json(m, sum, &j);
 		mh_buf_printf(&b, "\n");
-	} else if (status) {
-		status_text(m, &sum, &b);
+	} else if (what == SHOW_STATUS) {
+		status_text(m, sum, &b);
 	} else {
-		children_text(m, &sum, &b);
+		children_text(m, sum, &b);
 	}
+	free(sum);
 	mh_control_reply(r, 1, (const char *)b.data);
 	mh_buf_free(&b);
 }
@@ -354,9 +366,11 @@ void mh_master_ctl(struct mh_control_req *r, int argc, char **argv, void *arg)
 	struct mh_master *m = arg;
 	const char *cmd = argv[0];
 	if (strcmp(cmd, "status") == 0)
-		show(m, r, argc, argv, 1);
+		show(m, r, argc, argv, SHOW_STATUS);
 	else if (strcmp(cmd, "children") == 0)
-		show(m, r, argc, argv, 0);
+		show(m, r, argc, argv, SHOW_CHILDREN);
+	else if (strcmp(cmd, "stats") == 0)
+		show(m, r, argc, argv, SHOW_STATS);
 	else if (strcmp(cmd, "enable") == 0 || strcmp(cmd, "disable") == 0)
 		set_switch(m, r, argc, argv);
 	else if (strcmp(cmd, "reload") == 0 && argc == 1)

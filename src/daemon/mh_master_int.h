@@ -16,6 +16,7 @@
 #include "daemon/mh_listen.h"
 #include "daemon/mh_privs.h"
 #include "daemon/mh_supervise.h"
+#include "stats/mh_stats.h"
 
 /* One loaded configuration and the workers running it. */
 struct mh_gen {
@@ -29,6 +30,8 @@ struct mh_gen {
 };
 
 struct mh_master;
+struct mh_http;
+struct mh_stats_history;
 
 struct mh_wproc {
 	struct mh_master *m;
@@ -36,6 +39,7 @@ struct mh_wproc {
 	struct mh_gen *gen;
 	ev_tstamp started;
 	int retiring; /* told to finish (reload) or to stop */
+	struct mh_stats_region *stats; /* its counters (we read, it writes) */
 	ev_child cw;
 };
 
@@ -61,6 +65,11 @@ struct mh_master {
 	int stopping; /* 1 draining, 2 stopping supervised milters */
 	ev_tstamp started;
 	struct mh_control_req *stop_req; /* a held `stop` answer */
+	struct mh_stats_totals *retired; /* counters of workers gone, by name slot */
+	struct mh_http *http; /* the statistics endpoint, NULL when off */
+	char *stats_text; /* its spec */
+	struct mh_stats_history *hist; /* rings for the status page */
+	ev_timer sample_w;
 };
 
 /* Load the configuration again; 0, or -1 with the reason in err. */
@@ -69,6 +78,17 @@ int mh_master_reload(struct mh_master *m, char *err, size_t errlen);
 void mh_master_stop(struct mh_master *m, const char *why);
 /* The control socket's handler (mh_master_ctl.c). */
 void mh_master_ctl(struct mh_control_req *r, int argc, char **argv, void *arg);
+/*
+ * Everything counted so far: retired totals plus every live worker's
+ * region, and who the current generation's milters are (heap: ~360 KiB).
+ */
+void mh_master_snapshot(const struct mh_master *m, struct mh_stats_snapshot *s);
+/* The statistics endpoint (mh_master_stats.c): open (spec NULL: only the
+ * history sampler), follow a reload, put away in a worker, close. */
+int mh_master_stats_open(struct mh_master *m, const char *spec, char *err, size_t errlen);
+void mh_master_stats_reload(struct mh_master *m, const char *spec);
+void mh_master_stats_forget(struct mh_master *m);
+void mh_master_stats_close(struct mh_master *m);
 /* Workers alive (of all generations) and of the current one. */
 unsigned mh_master_workers_alive(const struct mh_master *m);
 

@@ -40,6 +40,7 @@ struct worker {
 	struct mh_hub_hooks hooks;
 	struct mh_hub_conf hubconf; /* the generation's, with our hooks */
 	struct mh_board_worker *me;
+	struct mh_stats_region *st; /* ours alone to write */
 	int lfd;
 	ev_io accept_w;
 	ev_timer pause_w, drain_poll_w, drain_limit_w;
@@ -72,26 +73,83 @@ static uint64_t hook_session_id(void *arg)
 static void hook_open(void *arg)
 {
 	struct worker *w = arg;
+	struct mh_board *b = w->a->board;
 	MH_BOARD_ADD(w->me->c.sessions_now, 1);
 	MH_BOARD_ADD(w->me->c.sessions_total, 1);
+	MH_STATS_INC(w->st->g.sessions);
+	MH_STATS_INC(w->st->g.sessions_open);
+	/* Daemon-wide open sessions and their peak: two atomics per session. */
+	uint64_t open = __atomic_add_fetch(&b->sessions_open, 1, __ATOMIC_RELAXED);
+	uint64_t max = __atomic_load_n(&b->sessions_max, __ATOMIC_RELAXED);
+	while (open > max && !__atomic_compare_exchange_n(&b->sessions_max, &max, open, 1,
+	                                                  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }
 
 static void hook_close(void *arg)
 {
 	struct worker *w = arg;
 	MH_BOARD_ADD(w->me->c.sessions_now, -1);
+	MH_STATS_ADD(w->st->g.sessions_open, -1);
+	__atomic_sub_fetch(&w->a->board->sessions_open, 1, __ATOMIC_RELAXED);
 }
 
 static void hook_used(void *arg, size_t i)
 {
 	struct worker *w = arg;
-	MH_BOARD_ADD(w->me->c.child_used[w->a->child_slot[i]], 1);
+	MH_STATS_INC(w->st->child[i].sessions);
 }
 
-static void hook_failed(void *arg, size_t i)
+static void hook_answer(void *arg, size_t i, enum mh_hub_stage st, enum mh_status status,
+                        double seconds)
 {
 	struct worker *w = arg;
-	MH_BOARD_ADD(w->me->c.child_failed[w->a->child_slot[i]], 1);
+	struct mh_stats_child *c = &w->st->child[i];
+	MH_STATS_INC(c->answers[st][status]);
+	mh_stats_latency(c, st, seconds);
+}
+
+static void hook_failed(void *arg, size_t i, enum mh_hub_stage st, enum mh_hub_fail why)
+{
+	struct worker *w = arg;
+	MH_STATS_INC(w->st->child[i].fails[st][why]);
+}
+
+static void count_header(enum mh_hdr_kind k, unsigned r, void *arg)
+{
+	struct mh_stats_child *c = arg;
+	MH_STATS_INC(c->headers[k][r]);
+}
+
+static void hook_header(void *arg, size_t i, const char *name, const char *value)
+{
+	struct worker *w = arg;
+	mh_stats_classify_header(name, value, count_header, &w->st->child[i]);
+}
+
+static void hook_reply(void *arg, enum mh_hub_stage st, enum mh_status status)
+{
+	struct worker *w = arg;
+	MH_STATS_INC(w->st->g.replies[st][status]);
+}
+
+static void hook_message(void *arg, enum mh_hub_result r)
+{
+	struct worker *w = arg;
+	MH_STATS_INC(w->st->g.messages);
+	MH_STATS_INC(w->st->g.results[r]);
+}
+
+static void hook_recipient(void *arg)
+{
+	struct worker *w = arg;
+	MH_STATS_INC(w->st->g.recipients);
+}
+
+static void hook_malformed(void *arg)
+{
+	struct worker *w = arg;
+	MH_STATS_INC(w->st->g.mta_malformed);
 }
 
 /* --------------------------------------------------------------- accept */
@@ -235,6 +293,7 @@ void mh_worker_run(const struct mh_worker_args *a)
 	w.loop = a->loop;
 	w.lfd = a->lfd;
 	w.me = &a->board->worker[a->slot];
+	w.st = a->stats;
 	w.last_pause_log = -1e9;
 
 	/* The master's death stops us like a SIGTERM; it may already be gone. */
@@ -252,8 +311,25 @@ void mh_worker_run(const struct mh_worker_args *a)
 	                                .session_open = hook_open,
 	                                .session_close = hook_close,
 	                                .child_used = hook_used,
+	                                .child_answer = hook_answer,
 	                                .child_failed = hook_failed,
+	                                .header_added = hook_header,
+	                                .mta_reply = hook_reply,
+	                                .message = hook_message,
+	                                .recipient = hook_recipient,
+	                                .mta_malformed = hook_malformed,
 	                                .arg = &w};
+	/* bench/run only: the same binary without counting, to price the counters. */
+	if (getenv("MILTERHUB_BENCH_NO_COUNTERS") != NULL) {
+		w.hooks.child_used = NULL;
+		w.hooks.child_answer = NULL;
+		w.hooks.child_failed = NULL;
+		w.hooks.header_added = NULL;
+		w.hooks.mta_reply = NULL;
+		w.hooks.message = NULL;
+		w.hooks.recipient = NULL;
+		w.hooks.mta_malformed = NULL;
+	}
 	w.hubconf = a->conf->hub;
 	w.hubconf.hooks = &w.hooks;
 	w.hub = mh_hub_new(w.loop, &w.hubconf);

@@ -27,6 +27,7 @@
 #include "config/mh_config.h"
 #include "daemon/mh_board.h"
 #include "daemon/mh_privs.h"
+#include "stats/mh_stats.h"
 
 struct mh_worker_args {
 	struct ev_loop *loop; /* the default loop, ev_loop_fork()ed, no watcher active */
@@ -35,6 +36,7 @@ struct mh_worker_args {
 	const struct mh_ident *ident; /* whom to become */
 	struct mh_board *board;
 	int slot; /* our worker slot */
+	struct mh_stats_region *stats; /* our counters, sized for conf's children */
 	const int16_t *child_slot; /* conf->hub.children[i] -> board child slot */
 	uint32_t gen;
 };

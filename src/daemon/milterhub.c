@@ -39,7 +39,8 @@ static const char usage[] =
     "       milterhub --show-config [FILE]  print the effective configuration (defaults filled "
     "in)\n"
     "       milterhub -h                    this help\n"
-    "Environment: MILTERHUB_LOG_LEVEL=debug|info|warn|err overrides the config's log_level.\n";
+    "Environment: MILTERHUB_LOG_LEVEL=debug|info|statistics|warn|err overrides the config's "
+    "log_level.\n";
 
 /* ------------------------------------------------------------ command line */
 

@@ -4,9 +4,32 @@
  * (design §2.4), route the MTA's commands to the envelope barrier
  * (mh_hub_envelope.c) or the content chain (mh_hub_content.c), route the
  * children's callbacks back, and end sessions with the reference's
- * statistics log lines (design §5):
- *   [session][end][<result>][<elapsed>](<id>)
+ * statistics log lines (design §5), at the statistics log level (issue 6):
  *   [milter][end][<state>][<status>][<elapsed>](<id>): <name>
+ *	once per child per SMTP session, when it is done with the session
+ *	(retired, failed, or the session ended). state: the last command it
+ *	got (hub_state_name: negotiate, connect, ..., end-of-message);
+ *	status: its own last answer (an evaluation child's real one), or the
+ *	fallback that stood in for it when it failed or timed out, as
+ *	stats_status() names it; "stop" when the session ended while it was
+ *	still working on it (child_stopped()). elapsed: seconds since its
+ *	link started.
+ *   [session][end][<state>][<status>][<elapsed>](<id>)
+ *	once per SMTP session (at the end of the connection, and at 'K').
+ *	state: the MTA's last command, QUIT and an ABORT between
+ *	transactions aside ("start" when none);
+ *	status: the session's result (s->result) named the same way, "stop"
+ *	when the connection ended while the MTA waited for an answer.
+ *	elapsed: seconds since the session started.
+ *   [session][disconnected][<elapsed>](<id>)
+ *	the MTA closed the connection (EOF or I/O error) without QUIT.
+ *   [sessions][finished] <total>(+<delta>) <processing>
+ *	(no session id) after SMTP sessions ended, at most one line per
+ *	loop iteration: total [session][end] lines of this hub so far,
+ *	delta since the previous such line, and the MTA connections in
+ *	progress. One hub per worker process: the counts are per worker.
+ *   [milter][header][add](<id>): <name>=<value>: <child>  (mh_hub_mods.c)
+ * Every elapsed is printed with %g, as the reference does.
  *
  * Contract: mh_hub.h. Private structures: mh_hub_session.h.
  */
@@ -20,6 +43,85 @@
 #include "util/mh_log.h"
 
 /* ---- small helpers shared by the hub's files ---- */
+
+const char *mh_hub_stage_name(enum mh_hub_stage st)
+{
+	static const char *const names[MH_HS_COUNT] = {
+	    "negotiate", "connect", "helo",          "envelope-from", "envelope-recipient", "data",
+	    "unknown",   "header",  "end-of-header", "body",          "end-of-message"};
+	return (unsigned)st < MH_HS_COUNT ? names[st] : "invalid";
+}
+
+enum mh_hub_stage mh_hub_stage_of(uint8_t cmd)
+{
+	switch (cmd) {
+	case 'O':
+		return MH_HS_NEGOTIATE;
+	case 'C':
+		return MH_HS_CONNECT;
+	case 'H':
+		return MH_HS_HELO;
+	case 'M':
+		return MH_HS_MAIL;
+	case 'R':
+		return MH_HS_RCPT;
+	case 'T':
+		return MH_HS_DATA;
+	case 'U':
+		return MH_HS_UNKNOWN;
+	case 'L':
+		return MH_HS_HEADER;
+	case 'N':
+		return MH_HS_EOH;
+	case 'B':
+		return MH_HS_BODY;
+	case 'E':
+		return MH_HS_EOM;
+	default:
+		return MH_HS_COUNT;
+	}
+}
+
+const char *mh_hub_fail_name(enum mh_hub_fail f)
+{
+	static const char *const names[MH_FAIL_COUNT] = {"timeout", "closed", "malformed", "down",
+	                                                 "other"};
+	return (unsigned)f < MH_FAIL_COUNT ? names[f] : "invalid";
+}
+
+const char *mh_hub_result_name(enum mh_hub_result r)
+{
+	static const char *const names[MH_RES_COUNT] = {
+	    "accept", "reject", "tempfail", "discard", "quarantine", "abort", "pass"};
+	return (unsigned)r < MH_RES_COUNT ? names[r] : "invalid";
+}
+
+/* The link's failure text, as a statistics reason. */
+static enum mh_hub_fail fail_of(const char *why)
+{
+	if (why == NULL)
+		return MH_FAIL_OTHER;
+	if (strncmp(why, "timeout", 7) == 0)
+		return MH_FAIL_TIMEOUT;
+	if (strncmp(why, "malformed", 9) == 0 || strncmp(why, "unexpected", 10) == 0)
+		return MH_FAIL_MALFORMED;
+	if (strncmp(why, "closed", 6) == 0 || strncmp(why, "connect", 7) == 0)
+		return MH_FAIL_CLOSED;
+	return MH_FAIL_OTHER;
+}
+
+void hub_message_end(struct hub_session *s, enum mh_hub_result r)
+{
+	const struct mh_hub_hooks *hk = s->hub->conf->hooks;
+
+	if (!s->msg_open)
+		return;
+	s->msg_open = 0;
+	if (r == MH_RES_ABORT && s->n_rcpt_ok == 0 && s->n_rcpt_rejected + s->n_rcpt_tempfailed > 0)
+		r = s->n_rcpt_rejected > 0 ? MH_RES_REJECT : MH_RES_TEMPFAIL;
+	if (hk != NULL && hk->message != NULL)
+		hk->message(hk->arg, r);
+}
 
 const char *hub_state_name(uint8_t cmd)
 {
@@ -88,14 +190,101 @@ size_t hub_macros(struct hub_child *k, uint8_t code, const char *const **pairs)
 	return hub_cond_macros(k, code, *pairs, n, pairs);
 }
 
-void hub_child_log_end(struct hub_child *k)
+/* ---- statistics log lines (see the top of this file) ---- */
+
+/*
+ * The reference's status names: accept, reject, temporary-failure,
+ * discard; "pass" for an implicit pass (continue, skip, no answer).
+ */
+static const char *stats_status(enum mh_status st)
+{
+	switch (st) {
+	case MH_ST_ACCEPT:
+		return "accept";
+	case MH_ST_REJECT:
+		return "reject";
+	case MH_ST_TEMPFAIL:
+		return "temporary-failure";
+	case MH_ST_DISCARD:
+		return "discard";
+	default:
+		return "pass";
+	}
+}
+
+/*
+ * At the end of a session ('K', the connection closed for any reason,
+ * the hub freed): was k still working on it? Yes when an answer of
+ * its was outstanding, or when it was in a transaction the session
+ * left open (no end-of-message answer, no ABORT) and had not finished
+ * its part of the message. Such a child's line says "stop".
+ */
+static int child_stopped(const struct hub_child *k)
+{
+	const struct hub_txn *t = k->s->txn;
+
+	if (k->logged || k->link == NULL)
+		return 0;
+	return k->waiting || (k->in_txn && !k->msg_done && t != NULL && !t->ended);
+}
+
+static void child_log_end(struct hub_child *k, const char *status)
 {
 	if (k->logged)
 		return;
 	k->logged = 1;
-	mh_info(k->s->id, "[milter][end][%s][%s][%.6f](%llu): %s", hub_state_name(k->state),
-	        mh_status_name((enum mh_status)k->last), ev_now(k->s->hub->loop) - k->start,
-	        (unsigned long long)k->s->id, k->conf->name);
+	mh_statistics(k->s->id, "[milter][end][%s][%s][%g](%llu): %s", hub_state_name(k->state),
+	              status, ev_now(k->s->hub->loop) - k->start, (unsigned long long)k->s->id,
+	              k->conf->name);
+}
+
+void hub_child_log_end(struct hub_child *k)
+{
+	/* An answer outstanding while the session closes: it was stopped. */
+	child_log_end(k,
+	              k->waiting && k->s->closing ? "stop" : stats_status((enum mh_status)k->last));
+}
+
+/* Before the children of an ending session are dropped (see child_stopped). */
+static void log_stopped_children(struct hub_session *s)
+{
+	for (size_t i = 0; i < s->nkids; i++)
+		if (child_stopped(&s->kids[i]))
+			child_log_end(&s->kids[i], "stop");
+}
+
+static void sessions_finished_flush(struct mh_hub *h)
+{
+	if (h->finished == h->finished_logged)
+		return;
+	mh_statistics(0, "[sessions][finished] %llu(+%llu) %zu", (unsigned long long)h->finished,
+	              (unsigned long long)(h->finished - h->finished_logged), h->nsessions);
+	h->finished_logged = h->finished;
+}
+
+/* Once per loop iteration in which sessions ended, before the loop blocks. */
+static void on_sessions_finished(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct mh_hub *h = w->data;
+
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	sessions_finished_flush(h);
+}
+
+/* The [session][end] line of the SMTP session ending now; counts it. */
+static void session_log_end(struct hub_session *s)
+{
+	struct mh_hub *h = s->hub;
+	/* The MTA was waiting for an answer: the hub's processing was cut short. */
+	int stopped = s->phase != HUB_IDLE && s->phase != HUB_RESTART;
+
+	mh_statistics(s->id, "[session][end][%s][%s][%g](%llu)", hub_state_name(s->last_cmd),
+	              stopped ? "stop" : stats_status((enum mh_status)s->result),
+	              ev_now(h->loop) - s->start, (unsigned long long)s->id);
+	h->finished++;
+	if (!ev_is_active(&h->finished_w))
+		ev_prepare_start(h->loop, &h->finished_w);
 }
 
 /* Drop a child for the rest of the session (quit: send 'Q' first). */
@@ -181,6 +370,7 @@ static void session_destroy(struct hub_session *s)
 {
 	struct mh_hub *h = s->hub;
 
+	log_stopped_children(s);
 	for (size_t i = 0; i < s->nkids; i++) {
 		hub_child_drop(&s->kids[i], 1);
 		free(s->kids[i].text);
@@ -189,10 +379,9 @@ static void session_destroy(struct hub_session *s)
 	hub_cond_session_free(s);
 	if (!s->ended_log) {
 		s->ended_log = 1;
-		mh_info(s->id, "[session][end][%s][%.6f](%llu)",
-		        mh_status_name((enum mh_status)s->result), ev_now(h->loop) - s->start,
-		        (unsigned long long)s->id);
+		session_log_end(s);
 	}
+	hub_message_end(s, MH_RES_ABORT); /* closed mid-transaction */
 	hub_txn_free(s);
 	free(s->kids);
 	if (s->deferred != NULL) {
@@ -228,6 +417,42 @@ void hub_close(struct hub_session *s, const char *why)
 	s->closing = 1;
 }
 
+/*
+ * Statistics for a decision sent to the MTA: per stage, and the end of
+ * the message it settles (design §2.2: MAIL/DATA refused end it; a
+ * discarded recipient discards it; end-of-message ends it).
+ */
+static void hub_count_reply(struct hub_session *s, enum mh_status st)
+{
+	const struct mh_hub_hooks *hk = s->hub->conf->hooks;
+	enum mh_hub_stage stage = mh_hub_stage_of(s->cmd);
+
+	if (hk == NULL)
+		return;
+	if (hk->mta_reply != NULL && stage != MH_HS_COUNT)
+		hk->mta_reply(hk->arg, stage, st);
+	if (!s->msg_open)
+		return;
+	if (s->cmd == 'R' && st == MH_ST_REJECT)
+		s->n_rcpt_rejected++;
+	else if (s->cmd == 'R' && st == MH_ST_TEMPFAIL)
+		s->n_rcpt_tempfailed++;
+	else if (s->cmd == 'R' && st != MH_ST_DISCARD)
+		s->n_rcpt_ok++;
+	if (st == MH_ST_DISCARD)
+		hub_message_end(s, MH_RES_DISCARD);
+	else if (s->cmd == 'E' || s->cmd == 'M' || s->cmd == 'T') {
+		if (st == MH_ST_REJECT)
+			hub_message_end(s, MH_RES_REJECT);
+		else if (st == MH_ST_TEMPFAIL)
+			hub_message_end(s, MH_RES_TEMPFAIL);
+		else if (s->cmd == 'E' && s->txn != NULL && s->txn->quarantine != NULL)
+			hub_message_end(s, MH_RES_QUARANTINE);
+		else if (s->cmd == 'E')
+			hub_message_end(s, st == MH_ST_ACCEPT ? MH_RES_ACCEPT : MH_RES_PASS);
+	}
+}
+
 /* End the MTA's current command with a decision (nothing for NR events). */
 void hub_reply(struct hub_session *s, enum mh_status st, const char *text)
 {
@@ -242,6 +467,7 @@ void hub_reply(struct hub_session *s, enum mh_status st, const char *text)
 		s->result = st;
 	mh_debug(s->id, "reply to %s: %s%s%s", hub_state_name(s->cmd), mh_status_name(st),
 	         text ? " " : "", text ? text : "");
+	hub_count_reply(s, st);
 	mh_mta_reply(s->mta, st, text);
 }
 
@@ -313,12 +539,17 @@ static void child_on_negotiated(struct mh_child *c, int ok, void *arg)
 		 * answer at connect, then it is gone. */
 		mh_warn(s->id, "child %s: negotiation failed, fallback %s", k->conf->name,
 		        mh_status_name(k->conf->fallback));
+		hub_child_failed(k, mh_child_failure(c), MH_FAIL_OTHER);
 		mh_child_free(c);
 		k->link = NULL;
 		k->fold_pending = 1;
 		k->last = k->conf->fallback;
-		hub_child_failed(k);
 	} else {
+		const struct mh_hub_hooks *hk = s->hub->conf->hooks;
+		if (hk != NULL && hk->child_answer != NULL)
+			hk->child_answer(hk->arg, (size_t)(k->conf - s->hub->conf->children),
+			                 MH_HS_NEGOTIATE, MH_ST_CONTINUE,
+			                 ev_now(s->hub->loop) - k->sent);
 		mh_debug(s->id, "child %s: negotiated", k->conf->name);
 	}
 	if (s->negpending > 0 && --s->negpending == 0) {
@@ -344,12 +575,15 @@ static enum mh_hub_gate child_gate(const struct mh_hub_conf *conf, size_t i)
 	return g;
 }
 
-void hub_child_failed(struct hub_child *k)
+void hub_child_failed(struct hub_child *k, const char *why, enum mh_hub_fail fail)
 {
 	const struct mh_hub_conf *conf = k->s->hub->conf;
+	enum mh_hub_stage st = mh_hub_stage_of(k->state);
 
 	if (conf->hooks != NULL && conf->hooks->child_failed != NULL)
-		conf->hooks->child_failed(conf->hooks->arg, (size_t)(k->conf - conf->children));
+		conf->hooks->child_failed(conf->hooks->arg, (size_t)(k->conf - conf->children),
+		                          st == MH_HS_COUNT ? MH_HS_NEGOTIATE : st,
+		                          why != NULL ? fail_of(why) : fail);
 }
 
 /* Start one link per child in use, all in parallel. */
@@ -383,10 +617,11 @@ static void start_children(struct hub_session *s)
 		k->last = MH_ST_NONE;
 		k->res_conn = k->res_txn = MH_ST_NONE;
 		k->state = 'O';
-		k->start = ev_now(s->hub->loop);
+		k->start = k->sent = ev_now(s->hub->loop);
 		n++;
 		if (hooks != NULL && hooks->child_used != NULL)
 			hooks->child_used(hooks->arg, i);
+		enum mh_hub_fail fail = MH_FAIL_DOWN;
 		if (gate[i] == MH_GATE_DOWN) {
 			/* design §2.5, issue 5: a child known dead costs no connect timeout */
 			mh_warn(s->id, "child %s is down (supervisor): fallback %s", cc->name,
@@ -399,8 +634,9 @@ static void start_children(struct hub_session *s)
 				continue;
 			}
 			mh_warn(s->id, "child %s: cannot start: %s", cc->name, err);
+			fail = MH_FAIL_CLOSED;
 		}
-		hub_child_failed(k);
+		hub_child_failed(k, NULL, fail);
 		k->fold_pending = 1;
 		k->last = cc->fallback;
 	}
@@ -418,6 +654,7 @@ static void mta_on_optneg(struct mh_mta *m, const struct mh_optneg *offer, void 
 	s->offer.actions = offer->actions != 0 ? offer->actions : 0x0f;
 	s->offer.protocol = MH_PROTO_V6_MASK;
 	s->cmd = 'O';
+	s->last_cmd = 'O';
 	s->phase = HUB_NEGOTIATING;
 	start_children(s);
 	if (s->negpending == 0)
@@ -432,6 +669,8 @@ static void mta_on_optneg(struct mh_mta *m, const struct mh_optneg *offer, void 
  * they are quit and fresh links negotiate with the same offer. */
 static void restart_session(struct hub_session *s)
 {
+	log_stopped_children(s); /* while the transaction still tells who was in it */
+	hub_message_end(s, MH_RES_ABORT);
 	hub_txn_free(s);
 	for (size_t i = 0; i < s->nkids; i++) {
 		struct hub_child *k = &s->kids[i];
@@ -442,10 +681,10 @@ static void restart_session(struct hub_session *s)
 		hub_cond_child_free(k);
 	}
 	hub_cond_session_free(s);
-	mh_info(s->id, "[session][end][%s][%.6f](%llu)", mh_status_name((enum mh_status)s->result),
-	        ev_now(s->hub->loop) - s->start, (unsigned long long)s->id);
+	session_log_end(s);
 	s->start = ev_now(s->hub->loop);
 	s->result = MH_ST_NONE;
+	s->last_cmd = 0;
 	s->phase = HUB_RESTART;
 	start_children(s);
 	if (s->negpending == 0)
@@ -485,6 +724,11 @@ static void mta_on_command(struct mh_mta *m, const struct mh_cmd *cmd, void *arg
 	hub_enter(s);
 	if (s->closing)
 		goto out;
+	/* For [session][end]: QUIT aside, and an ABORT only when it ends an open
+	 * transaction (Postfix sends one after every message, as a reset). */
+	if (cmd->code == MH_CMD_ABORT ? s->txn != NULL
+	                              : cmd->code != MH_CMD_QUIT && cmd->code != MH_CMD_QUIT_NC)
+		s->last_cmd = cmd->code;
 	switch (cmd->code) {
 	case MH_CMD_CONNECT:
 		if (s->phase == HUB_RESTART) {
@@ -504,6 +748,14 @@ static void mta_on_command(struct mh_mta *m, const struct mh_cmd *cmd, void *arg
 	case MH_CMD_DATA:
 	case MH_CMD_UNKNOWN:
 		s->cmd = cmd->code;
+		if (cmd->code == MH_CMD_MAIL) {
+			hub_message_end(s, MH_RES_ABORT); /* a new MAIL without ABORT */
+			s->msg_open = 1;
+			s->n_rcpt_ok = s->n_rcpt_rejected = s->n_rcpt_tempfailed = 0;
+		} else if (cmd->code == MH_CMD_RCPT && s->hub->conf->hooks != NULL &&
+		           s->hub->conf->hooks->recipient != NULL) {
+			s->hub->conf->hooks->recipient(s->hub->conf->hooks->arg);
+		}
 		hub_envelope_command(s, cmd);
 		break;
 	case MH_CMD_HEADER:
@@ -514,6 +766,7 @@ static void mta_on_command(struct mh_mta *m, const struct mh_cmd *cmd, void *arg
 		hub_content_command(s, cmd);
 		break;
 	case MH_CMD_ABORT:
+		hub_message_end(s, MH_RES_ABORT);
 		/* design §2.5: reset all per-transaction state. */
 		hub_abort_txn_children(s, NULL);
 		hub_txn_free(s);
@@ -538,8 +791,15 @@ static void mta_on_close(struct mh_mta *m, enum mh_conn_why why, void *arg)
 	struct hub_session *s = arg;
 
 	hub_enter(s);
+	/* Not after QUIT (the session is closing then): the MTA went away mid-session. */
+	if ((why == MH_CONN_EOF || why == MH_CONN_IOERR) && !s->closing)
+		mh_statistics(s->id, "[session][disconnected][%g](%llu)",
+		              ev_now(s->hub->loop) - s->start, (unsigned long long)s->id);
 	if (why != MH_CONN_EOF)
 		mh_info(s->id, "MTA connection ended: %s", mh_conn_why_str(why));
+	if (why == MH_CONN_PROTOCOL && s->hub->conf->hooks != NULL &&
+	    s->hub->conf->hooks->mta_malformed != NULL)
+		s->hub->conf->hooks->mta_malformed(s->hub->conf->hooks->arg);
 	hub_close(s, mh_conn_why_str(why));
 	hub_leave(s);
 }
@@ -559,11 +819,17 @@ static void child_on_answer(struct mh_child *c, const struct mh_child_answer *a,
 
 	hub_enter(s);
 	if (a->failed) {
-		hub_child_failed(k);
+		hub_child_failed(k, a->why, MH_FAIL_OTHER);
 		mh_warn(s->id, "child %s failed at %s: %s; fallback %s", k->conf->name,
 		        hub_state_name(k->state), a->why ? a->why : "error",
 		        mh_status_name(a->status));
 	} else {
+		const struct mh_hub_hooks *hk = s->hub->conf->hooks;
+		enum mh_hub_stage st = mh_hub_stage_of(k->state);
+		if (hk != NULL && hk->child_answer != NULL && st != MH_HS_COUNT &&
+		    a->status != MH_ST_NONE)
+			hk->child_answer(hk->arg, (size_t)(k->conf - s->hub->conf->children), st,
+			                 a->status, ev_now(s->hub->loop) - k->sent);
 		mh_debug(s->id, "child %s: %s -> %s%s%s", k->conf->name, hub_state_name(k->state),
 		         mh_status_name(a->status), a->text ? " " : "", a->text ? a->text : "");
 	}
@@ -635,6 +901,8 @@ struct mh_hub *mh_hub_new(struct ev_loop *loop, const struct mh_hub_conf *conf)
 	h->loop = loop;
 	h->conf = conf;
 	h->next_id = 1;
+	ev_prepare_init(&h->finished_w, on_sessions_finished);
+	h->finished_w.data = h;
 	for (size_t i = 0; i < conf->nchildren; i++)
 		if (conf->children[i].nwhen > 0) /* enabled or not: milterhubctl may switch */
 			h->has_when = 1;
@@ -698,6 +966,8 @@ void mh_hub_free(struct mh_hub *h)
 		s->closing = 1;
 		session_destroy(s);
 	}
+	ev_prepare_stop(h->loop, &h->finished_w);
+	sessions_finished_flush(h);
 	mh_buf_free(&h->scratch);
 	free(h->chunk);
 	free(h);

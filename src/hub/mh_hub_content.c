@@ -176,6 +176,7 @@ static enum mh_child_sent send_to(struct hub_child *k, uint8_t code, const void 
 	enum mh_child_sent sent;
 
 	k->state = code;
+	k->sent = ev_now(k->s->hub->loop);
 	sent = mh_child_send(k->link, code, p, len, pairs, npairs);
 	if (sent == MH_CHILD_WAIT)
 		k->waiting = 1;

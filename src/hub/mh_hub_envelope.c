@@ -275,6 +275,7 @@ void hub_envelope_command(struct hub_session *s, const struct mh_cmd *cmd)
 				continue;
 		}
 		k->state = code;
+		k->sent = ev_now(s->hub->loop);
 		npairs = hub_macros(k, code, &pairs);
 		sent = mh_child_send(k->link, code, payload, len, pairs, npairs);
 		if (sent == MH_CHILD_WAIT) {

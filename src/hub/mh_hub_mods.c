@@ -13,6 +13,7 @@
  * applied (Sendmail refuses others), so later children see exactly what
  * the MTA will hold.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,52 @@ void hub_mods_free(struct hub_txn *t)
 	t->chgfrom = t->chgfrom_args = t->quarantine = NULL;
 }
 
+/*
+ * v for a log line: as is when it holds no control character, else a
+ * copy (*copy, owned by the caller) with \r \n \t and other control
+ * bytes escaped, so a folded header value stays on one line.
+ */
+static const char *log_safe(const char *v, char **copy)
+{
+	size_t n = 0, i;
+	char *o;
+
+	*copy = NULL;
+	if (v == NULL)
+		return "";
+	for (i = 0; v[i] != '\0'; i++)
+		n += (unsigned char)v[i] < 0x20 || v[i] == 0x7f;
+	if (n == 0)
+		return v;
+	o = *copy = mh_xmalloc(i + 3 * n + 1);
+	for (i = 0; v[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '\r' || c == '\n' || c == '\t') {
+			*o++ = '\\';
+			*o++ = c == '\r' ? 'r' : c == '\n' ? 'n' : 't';
+		} else if (c < 0x20 || c == 0x7f) {
+			o += sprintf(o, "\\x%02x", c);
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o = '\0';
+	return *copy;
+}
+
+/* Statistics (mh_hub.c): a header k adds or inserts, evaluation children too. */
+static void log_header_added(struct hub_child *k, const char *name, const char *value)
+{
+	char *name_copy, *value_copy;
+	const char *n = log_safe(name, &name_copy), *v = log_safe(value, &value_copy);
+
+	mh_statistics(k->s->id, "[milter][header][add](%llu): %s=%s: %s",
+	              (unsigned long long)k->s->id, n, v, k->conf->name);
+	free(name_copy);
+	free(value_copy);
+}
+
 static void set_str(char **dst, const char *src)
 {
 	free(*dst);
@@ -83,7 +130,15 @@ void hub_mods_record(struct hub_child *k, const struct mh_reply *r)
 	uint8_t code = r->code;
 	int at_eom = t != NULL && s->phase == HUB_CHAIN && k->waiting && k->state == 'E';
 	char err[256];
+	const struct mh_hub_hooks *hk = s->hub->conf->hooks;
 
+	/* Statistics count what a child adds, also in evaluation mode: what it
+	 * would have added is the point of evaluating it. */
+	if ((code == 'h' || code == 'i') && at_eom && hk != NULL && hk->header_added != NULL)
+		hk->header_added(hk->arg, (size_t)(k->conf - s->hub->conf->children),
+		                 r->u.header.name, r->u.header.value);
+	if ((code == 'h' || code == 'i') && at_eom)
+		log_header_added(k, r->u.header.name, r->u.header.value);
 	if (k->conf->evaluate) {
 		/* design §2.6: recorded in the log, dropped. */
 		mh_info(s->id, "child %s (evaluation): modification '%c' dropped", k->conf->name,

@@ -59,6 +59,7 @@ struct hub_child {
 	const struct mh_child_conf *conf;
 	char *text; /* its 'y' text at the current stage (owned) */
 	ev_tstamp start;
+	ev_tstamp sent; /* when its awaited command went out (statistics) */
 	uint32_t rcpt_seen; /* recipients of this transaction it answered */
 	uint32_t rcpt_refused; /* ... of which it refused */
 	/* design §2.7: bit i = when[i] said "applies" for the connection / the
@@ -154,10 +155,15 @@ struct hub_session {
 	struct mh_buf *deferred; /* a 'C' frame that came before the links were ready */
 	uint8_t phase; /* enum hub_phase */
 	uint8_t cmd; /* the MTA command being answered */
+	uint8_t last_cmd; /* the MTA's last command, 'Q'/'K' aside ([session][end] state) */
 	int8_t result; /* enum mh_status for the [session][end] line */
 	uint8_t depth;
 	unsigned closing : 1;
 	unsigned ended_log : 1;
+	unsigned msg_open : 1; /* a MAIL whose end statistics have not counted yet */
+	/* Its recipients so far, by the answer the MTA got (statistics: a message
+	 * whose every recipient was refused ended refused, not aborted). */
+	uint16_t n_rcpt_ok, n_rcpt_rejected, n_rcpt_tempfailed;
 	unsigned negotiated : 1;
 	unsigned mta_leadspc : 1;
 	unsigned rcpt_rejected : 1; /* this RCPT was rejected by the MTA (RCPT_REJ) */
@@ -179,6 +185,11 @@ struct mh_hub {
 	int has_when; /* some child has conditions (design §2.7) */
 	int now_fixed; /* MILTERHUB_NOW was set: the conditions' clock is frozen */
 	time_t now;
+	/* [sessions][finished]: SMTP sessions ended in this hub (this worker), the
+	 * count at the last line, and the watcher writing one line per loop
+	 * iteration in which some ended (started only then). */
+	uint64_t finished, finished_logged;
+	ev_prepare finished_w;
 };
 
 /* mh_hub.c */
@@ -238,7 +249,10 @@ void hub_cond_session_free(struct hub_session *s);
 size_t hub_cond_macros(struct hub_child *k, uint8_t code, const char *const *in, size_t n,
                        const char *const **pairs);
 
-/* Tell the daemon (hooks->child_failed) that k's fallback stands for it. */
-void hub_child_failed(struct hub_child *k);
+/* Tell the daemon (hooks->child_failed) that k's fallback stands for it; why: the
+ * link's failure text (classified), or NULL with fail given. */
+void hub_child_failed(struct hub_child *k, const char *why, enum mh_hub_fail fail);
+/* Statistics: a transaction ended with r (once per MAIL). */
+void hub_message_end(struct hub_session *s, enum mh_hub_result r);
 
 #endif

@@ -8,10 +8,11 @@
  *	  file    "2026-11-29T19:40:01.123Z IDENT[pid]: LEVEL [id] message\n"
  *	          (UTC, milliseconds) appended to an absolute path;
  *	  syslog  "[id] message" at the priority of the level (DEBUG
- *	          LOG_DEBUG, INFO LOG_INFO, WARN LOG_WARNING, ERR LOG_ERR):
- *	          syslog adds the time, ident and pid itself.
+ *	          LOG_DEBUG, INFO and STATISTICS LOG_INFO, WARN LOG_WARNING,
+ *	          ERR LOG_ERR): syslog adds the time, ident and pid itself.
  *	id 0 means "no session" and omits the "[id] " part. LEVEL is one of
- *	DEBUG, INFO, WARN, ERR.
+ *	DEBUG, INFO, STATS (the statistics level), WARN, ERR; the levels are
+ *	ordered debug < info < statistics < warn < err.
  *
  * CONTRACT
  *	Each line goes out in a single write(2) (stderr, file) or one
@@ -23,7 +24,8 @@
  *	mh_log_reopen and mh_log_chown report through err, not errno), so
  *	"%m" and callers that log before inspecting errno both work.
  *	The threshold starts at INFO, or at MILTERHUB_LOG_LEVEL
- *	(debug|info|warn|err, also warning|error; case-insensitive) if set in the environment;
+ *	(debug|info|statistics|warn|err, also stats|warning|error;
+ *	case-insensitive) if set in the environment;
  *	mh_log_set_level() overrides it. Lines below the threshold are
  *	dropped before any formatting.
  *	mh_log_set_ident() copies the name (truncated to 63 bytes); with the
@@ -90,8 +92,13 @@ static char *file_path; /* TARGET_FILE: its path, for mh_log_reopen (owned) */
 static char syslog_ident[64]; /* openlog(3) keeps the pointer: must stay put */
 static int syslog_facility_id; /* TARGET_SYSLOG: LOG_MAIL & co */
 
-static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERR"};
-static const int level_priorities[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
+/* Indexed by enum mh_log_level. */
+static const char *const level_names[] = {"DEBUG", "INFO", "STATS", "WARN", "ERR"};
+static const int level_priorities[] = {LOG_DEBUG, LOG_INFO, LOG_INFO, LOG_WARNING, LOG_ERR};
+#define LEVELS (sizeof(level_names) / sizeof(level_names[0]))
+_Static_assert(LEVELS == MH_LOG_ERR + 1 &&
+                   sizeof(level_priorities) / sizeof(level_priorities[0]) == LEVELS,
+               "one name and one syslog priority per enum mh_log_level");
 
 static long log_pid; /* 0: not read yet, or reset in a fork()ed child */
 
@@ -117,8 +124,10 @@ static int level_from_env(void)
 	static const struct {
 		const char *name;
 		enum mh_log_level level;
-	} names[] = {{"debug", MH_LOG_DEBUG},  {"info", MH_LOG_INFO}, {"warn", MH_LOG_WARN},
-	             {"warning", MH_LOG_WARN}, {"err", MH_LOG_ERR},   {"error", MH_LOG_ERR}};
+	} names[] = {
+	    {"debug", MH_LOG_DEBUG},      {"info", MH_LOG_INFO}, {"statistics", MH_LOG_STATISTICS},
+	    {"stats", MH_LOG_STATISTICS}, {"warn", MH_LOG_WARN}, {"warning", MH_LOG_WARN},
+	    {"err", MH_LOG_ERR},          {"error", MH_LOG_ERR}};
 	const char *v = getenv("MILTERHUB_LOG_LEVEL");
 	if (v != NULL)
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -215,7 +224,7 @@ void mh_log(enum mh_log_level lvl, uint64_t id, const char *fmt, ...)
 	if ((int)lvl < log_level)
 		return;
 	int saved_errno = errno;
-	unsigned li = (unsigned)lvl < 4 ? (unsigned)lvl : MH_LOG_ERR;
+	unsigned li = (unsigned)lvl < LEVELS ? (unsigned)lvl : MH_LOG_ERR;
 
 	char prefix[MH_LOG_PREFIX];
 	int p = line_prefix(prefix, sizeof(prefix), li, id);

@@ -4,6 +4,11 @@
  * Format: "milterhub[pid]: LEVEL [id] message". id is a session id
  * (0 = none). Lines below the threshold set with mh_log_set_level are
  * dropped before formatting. Until mh_log_open, lines go to stderr.
+ *
+ * Levels, lowest first: debug < info < statistics < warn < err. The
+ * statistics level carries the reference's statistics lines ("[milter][end]
+ * ...", "[session][end]...", log analyzers read them): a threshold of
+ * statistics keeps them and warnings/errors without the info chatter.
  */
 #ifndef MH_LOG_H
 #define MH_LOG_H
@@ -11,7 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum mh_log_level { MH_LOG_DEBUG, MH_LOG_INFO, MH_LOG_WARN, MH_LOG_ERR };
+enum mh_log_level {
+	MH_LOG_DEBUG,
+	MH_LOG_INFO,
+	MH_LOG_STATISTICS, /* "STATS" on stderr/file, LOG_INFO for syslog */
+	MH_LOG_WARN,
+	MH_LOG_ERR
+};
 
 void mh_log_set_level(enum mh_log_level lvl);
 void mh_log_set_ident(const char *ident); /* program name; default "milterhub" */
@@ -41,6 +52,7 @@ int mh_log_fd(void);
 
 #define mh_debug(id, ...) mh_log(MH_LOG_DEBUG, (id), __VA_ARGS__)
 #define mh_info(id, ...) mh_log(MH_LOG_INFO, (id), __VA_ARGS__)
+#define mh_statistics(id, ...) mh_log(MH_LOG_STATISTICS, (id), __VA_ARGS__)
 #define mh_warn(id, ...) mh_log(MH_LOG_WARN, (id), __VA_ARGS__)
 #define mh_err(id, ...) mh_log(MH_LOG_ERR, (id), __VA_ARGS__)
 

@@ -39,6 +39,9 @@ import daemon_workers  # noqa: E402,F401
 import daemon_supervise  # noqa: E402,F401
 import daemon_control  # noqa: E402,F401
 import daemon_service  # noqa: E402,F401
+import stats_http  # noqa: E402,F401
+import stats_page  # noqa: E402,F401
+import stats_log  # noqa: E402,F401
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]
 

@@ -6,7 +6,10 @@
  * keeping the old file, chown), syslog (open works without a daemon;
  * openlog's arguments, each line's priority and text, seen through
  * interposed openlog/syslog that then call libc's own),
- * refused targets keeping the previous one.
+ * refused targets keeping the previous one; the statistics level (STATS
+ * prefix, its place between info and warn, LOG_INFO for syslog, the names
+ * "statistics" and "stats" in MILTERHUB_LOG_LEVEL, checked in a re-executed
+ * copy of this program).
  * stderr is redirected to a temporary file and read back; file targets
  * live in a fresh temporary directory per test.
  */
@@ -101,6 +104,103 @@ static void threshold_drops_lower_levels(void **state)
 	mh_warn(0, "yes");
 	assert_non_null(strstr(take(), "WARN yes\n"));
 	mh_log_set_level(MH_LOG_INFO);
+}
+
+static void statistics_level_sits_between_info_and_warn(void **state)
+{
+	char want[512];
+	long pid = (long)getpid();
+
+	/* statistics: its own lines and above, no info. */
+	mh_log_set_level(MH_LOG_STATISTICS);
+	mh_debug(1, "no");
+	mh_info(1, "no");
+	mh_statistics(9, "[session][end][end-of-message][accept][%g](%d)", 0.25, 9);
+	mh_statistics(0, "[sessions][finished] %d(+%d) %d", 29, 2, 3);
+	mh_warn(0, "warned");
+	mh_err(0, "failed");
+	snprintf(want, sizeof(want),
+	         "milterhub[%ld]: STATS [9] [session][end][end-of-message][accept][0.25](9)\n"
+	         "milterhub[%ld]: STATS [sessions][finished] 29(+2) 3\n"
+	         "milterhub[%ld]: WARN warned\n"
+	         "milterhub[%ld]: ERR failed\n",
+	         pid, pid, pid, pid);
+	assert_string_equal(take(), want);
+
+	/* warn: no statistics. */
+	mh_log_set_level(MH_LOG_WARN);
+	mh_statistics(1, "no");
+	assert_string_equal(take(), "");
+
+	/* info: statistics included. */
+	mh_log_set_level(MH_LOG_INFO);
+	mh_info(0, "chatter");
+	mh_statistics(2, "counted");
+	snprintf(want, sizeof(want),
+	         "milterhub[%ld]: INFO chatter\n"
+	         "milterhub[%ld]: STATS [2] counted\n",
+	         pid, pid);
+	assert_string_equal(take(), want);
+	assert_true(MH_LOG_DEBUG < MH_LOG_INFO && MH_LOG_INFO < MH_LOG_STATISTICS &&
+	            MH_LOG_STATISTICS < MH_LOG_WARN && MH_LOG_WARN < MH_LOG_ERR);
+}
+
+static char self_path[4096]; /* this program, read in main() */
+
+/* Run this program again with MILTERHUB_LOG_LEVEL=value (a fresh threshold):
+ * it logs one line per level (probe_levels) on the shared stderr. */
+static void probe_with_env(const char *value)
+{
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		setenv("MILTERHUB_LOG_LEVEL", value, 1);
+		execl(self_path, "test_log", "--probe-levels", (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int probe_levels(void)
+{
+	mh_debug(0, "d");
+	mh_info(0, "i");
+	mh_statistics(0, "s");
+	mh_warn(0, "w");
+	mh_err(0, "e");
+	return 0;
+}
+
+/* The levels of the lines in text, e.g. "STATS WARN ERR". */
+static const char *levels_of(const char *text)
+{
+	static char out[128];
+	size_t n = 0;
+	out[0] = 0;
+	for (const char *p = text; (p = strstr(p, "]: ")) != NULL; p += 3) {
+		const char *e = strchr(p + 3, ' ');
+		if (e == NULL)
+			break;
+		n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%.*s", n ? " " : "",
+		                      (int)(e - (p + 3)), p + 3);
+	}
+	return out;
+}
+
+static void env_names_the_statistics_level(void **state)
+{
+	probe_with_env("statistics");
+	assert_string_equal(levels_of(take()), "STATS WARN ERR");
+	probe_with_env("STATS");
+	assert_string_equal(levels_of(take()), "STATS WARN ERR");
+	probe_with_env("info");
+	assert_string_equal(levels_of(take()), "INFO STATS WARN ERR");
+	probe_with_env("warning");
+	assert_string_equal(levels_of(take()), "WARN ERR");
+	probe_with_env("statistic"); /* unknown: stays info */
+	assert_string_equal(levels_of(take()), "INFO STATS WARN ERR");
 }
 
 static void ident_and_long_line(void **state)
@@ -479,6 +579,9 @@ static void syslog_target_opens_without_a_daemon(void **state)
 	mh_warn(18446744073709551615u, "warned");
 	assert_int_equal(seen.priority, LOG_WARNING);
 	assert_string_equal(seen.text, "[18446744073709551615] warned");
+	mh_statistics(12, "[milter][end][connect][pass][%g](12): spam", 1.5);
+	assert_int_equal(seen.priority, LOG_INFO); /* statistics: an info priority */
+	assert_string_equal(seen.text, "[12] [milter][end][connect][pass][1.5](12): spam");
 	errno = ENOENT;
 	mh_err(0, "open: %m");
 	assert_int_equal(errno, ENOENT);
@@ -514,13 +617,20 @@ static void syslog_target_opens_without_a_daemon(void **state)
 	mh_log_set_level(MH_LOG_INFO);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--probe-levels") == 0)
+		return probe_levels();
+	/* readlink, not exec of /proc/self/exe: names this program under valgrind too */
+	ssize_t n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+	self_path[n > 0 ? n : 0] = 0;
 	setenv("MILTERHUB_LOG_LEVEL", "debug", 1);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(env_sets_initial_threshold),
 	    cmocka_unit_test(line_format_with_and_without_id),
 	    cmocka_unit_test(threshold_drops_lower_levels),
+	    cmocka_unit_test(statistics_level_sits_between_info_and_warn),
+	    cmocka_unit_test(env_names_the_statistics_level),
 	    cmocka_unit_test(ident_and_long_line),
 	    cmocka_unit_test(errno_is_preserved),
 	    cmocka_unit_test(forked_child_logs_its_own_pid),
