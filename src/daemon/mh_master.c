@@ -192,8 +192,21 @@ static int spawn_worker(struct mh_master *m, struct mh_gen *g)
 	MH_BOARD_SET(bw->gen, g->no);
 	MH_BOARD_SET(bw->pid, -1); /* reserved until we know the pid */
 
+	/* The child runs with the master's handlers until it has its own: keep
+	 * our signals blocked across the fork (the worker unblocks them once its
+	 * watchers are in place, so none is lost or default-handled). */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	fflush(NULL); /* nothing buffered is written twice */
 	pid_t pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
 		mh_err(0, "cannot start a worker: fork: %m");
 		MH_BOARD_SET(bw->pid, 0);
@@ -641,6 +654,20 @@ int mh_master_run(struct mh_config *conf, const char *path, int ready_fd)
 		snprintf(err, sizeof(err), "cannot initialise the event loop (libev)");
 		goto fail;
 	}
+	/* Signals first: a SIGTERM during start-up (the socket may already be
+	 * visible) waits for the loop instead of killing us half-started. */
+	ev_signal_init(&m->term_w, on_stop_signal, SIGTERM);
+	ev_signal_init(&m->int_w, on_stop_signal, SIGINT);
+	ev_signal_init(&m->hup_w, on_hup, SIGHUP);
+	ev_signal_init(&m->usr1_w, on_usr1, SIGUSR1);
+	ev_init(&m->respawn_w, on_respawn);
+	ev_init(&m->kill_w, on_kill_stragglers);
+	m->term_w.data = m->int_w.data = m->hup_w.data = m->usr1_w.data = m;
+	m->respawn_w.data = m->kill_w.data = m;
+	ev_signal_start(m->loop, &m->term_w);
+	ev_signal_start(m->loop, &m->int_w);
+	ev_signal_start(m->loop, &m->hup_w);
+	ev_signal_start(m->loop, &m->usr1_w);
 	m->retired = mh_xcalloc(1, sizeof(*m->retired));
 	m->board = mh_board_new();
 	if (m->board == NULL) {
@@ -673,19 +700,6 @@ int mh_master_run(struct mh_config *conf, const char *path, int ready_fd)
 	                       sizeof(err)) < 0)
 		goto fail;
 	gen_mark_health(m, g);
-
-	ev_signal_init(&m->term_w, on_stop_signal, SIGTERM);
-	ev_signal_init(&m->int_w, on_stop_signal, SIGINT);
-	ev_signal_init(&m->hup_w, on_hup, SIGHUP);
-	ev_signal_init(&m->usr1_w, on_usr1, SIGUSR1);
-	ev_init(&m->respawn_w, on_respawn);
-	ev_init(&m->kill_w, on_kill_stragglers);
-	m->term_w.data = m->int_w.data = m->hup_w.data = m->usr1_w.data = m;
-	m->respawn_w.data = m->kill_w.data = m;
-	ev_signal_start(m->loop, &m->term_w);
-	ev_signal_start(m->loop, &m->int_w);
-	ev_signal_start(m->loop, &m->hup_w);
-	ev_signal_start(m->loop, &m->usr1_w);
 
 	log_start(m);
 	/* Before the first fork: workers must not hold the report pipe open. */

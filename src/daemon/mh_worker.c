@@ -349,6 +349,16 @@ void mh_worker_run(const struct mh_worker_args *a)
 	ev_signal_start(w.loop, &w.usr1_w);
 	ev_signal_start(w.loop, &w.usr2_w);
 	ev_io_start(w.loop, &w.accept_w);
+	/* The master forked us with these blocked (mh_master.c spawn_worker):
+	 * our watchers are in place now, so a pending one is ours to handle. */
+	sigset_t ours;
+	sigemptyset(&ours);
+	sigaddset(&ours, SIGTERM);
+	sigaddset(&ours, SIGINT);
+	sigaddset(&ours, SIGHUP);
+	sigaddset(&ours, SIGUSR1);
+	sigaddset(&ours, SIGUSR2);
+	sigprocmask(SIG_UNBLOCK, &ours, NULL);
 	/* The master may have died between fork and prctl. */
 	if (getppid() == 1)
 		raise(SIGTERM);
