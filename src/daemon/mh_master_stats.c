@@ -14,6 +14,9 @@
  *	the history rings the page draws from (whether or not HTTP is on,
  *	so the page has an hour of history as soon as someone looks).
  *
+ *	A spec without a host listens on loopback only (there is no
+ *	authentication); name the address to listen elsewhere.
+ *
  *	A reload that changes `stats` opens the new listener before closing
  *	the old one; if it cannot be opened, the old one stays and the
  *	reason is logged (the rest of the reload goes on: statistics must
@@ -72,13 +75,31 @@ static void on_sample(struct ev_loop *loop, ev_timer *t, int revents)
 	sample(t->data);
 }
 
+/*
+ * Loopback unless told otherwise: "inet:9425" (no host, which for the
+ * MTA-facing socket means every address) becomes "inet:9425@127.0.0.1",
+ * "inet6:9425" "inet6:9425@::1". The statistics have no authentication.
+ */
+static void loopback_default(const char *spec, char *out, size_t len)
+{
+	int v6 = strncmp(spec, "inet6:", 6) == 0;
+	if ((v6 || strncmp(spec, "inet:", 5) == 0) && strchr(spec, '@') == NULL &&
+	    strspn(spec + (v6 ? 6 : 5), "0123456789") == strlen(spec + (v6 ? 6 : 5)))
+		snprintf(out, len, "%s@%s", spec, v6 ? "::1" : "127.0.0.1");
+	else
+		snprintf(out, len, "%s", spec);
+}
+
 int mh_master_stats_open(struct mh_master *m, const char *spec, char *err, size_t errlen)
 {
 	struct mh_http *h = NULL;
+	char where[300];
 	if (spec != NULL) {
-		h = mh_http_new(m->loop, spec, route, m, err, errlen);
+		loopback_default(spec, where, sizeof(where));
+		h = mh_http_new(m->loop, where, route, m, err, errlen);
 		if (h == NULL)
 			return -1;
+		mh_info(0, "statistics endpoint on %s (/, /metrics, /stats)", where);
 	}
 	if (m->http != NULL)
 		mh_http_free(m->http);

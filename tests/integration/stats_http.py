@@ -200,3 +200,18 @@ def stats_endpoint_answers_404_elsewhere_and_is_loopback_only_by_config(env):
     eq(code, 200, "/ status")
     ok(headers["Content-Type"].startswith("text/html"), "/ content type")
     ok("http://" not in body and "https://" not in body, "the page names no external host")
+
+
+@test
+def stats_endpoint_without_a_host_listens_on_loopback_only(env):
+    port = free_port()
+    spec = env.unix_spec("hub.sock")
+    hub = env.hub('manager { listen = "%s", workers = 1, stats = "inet:%d" }\n' % (spec, port),
+                  listen=spec)
+    wait_for("the statistics endpoint", lambda: harness.spec_listening("inet:%d@127.0.0.1" % port))
+    # /proc/net/tcp: local address of the listening socket (state 0A), little-endian hex.
+    with open("/proc/net/tcp") as f:
+        rows = [ln.split() for ln in f.read().splitlines()[1:]]
+    local = [r[1] for r in rows if r[3] == "0A" and int(r[1].split(":")[1], 16) == port]
+    eq(local, ["0100007F:%04X" % port], "listening address of stats = \"inet:PORT\"")
+    eq(stats(port)["generation"], 1, "/stats answers on 127.0.0.1")
