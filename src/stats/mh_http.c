@@ -1,14 +1,16 @@
 /*
- * mh_http - a tiny HTTP/1.1 server for the master's statistics endpoint.
+ * mh_http - a tiny HTTP/1.1 server for the master's statistics endpoint:
+ * request parsing, status lines and headers on top of mh_server (which
+ * does the socket work).
  *
  * SUMMARY
  *	mh_http_new() listens on a socket spec and serves one request per
- *	connection on the caller's libev loop: accept (non-blocking), read
- *	the request head, check it, hand path and query to the handler,
- *	write its answer, close. Routes are the handler's business (the
- *	master's /metrics, /stats and /).
+ *	connection on the caller's libev loop: read the request head,
+ *	check it, hand path and query to the handler, write its answer,
+ *	close. Routes are the handler's business (the master's /metrics,
+ *	/stats and /).
  *
- * A CONNECTION'S LIFE
+ * A CONNECTION'S LIFE (the states are mh_server's)
  *	READING   until the blank line ending the head; at most
  *	          MH_HTTP_HEAD_MAX bytes within the read timeout (5 s),
  *	          else it is simply closed (timeout, EOF) or answered
@@ -21,9 +23,8 @@
  *	LINGER    our side is shut down; whatever the client still sends
  *	          (the rest of an oversize head, a body) is read and
  *	          dropped until it closes, for at most MH_HTTP_LINGER s
- *	          and MH_HTTP_DRAIN_MAX bytes.
- *	          Closing with unread input would make the kernel send a
- *	          reset, and a client may lose the answer to that reset.
+ *	          and MH_HTTP_DRAIN_MAX bytes, so that the client gets the
+ *	          answer instead of a reset.
  *	Bytes after the head (a body, a pipelined request) are ignored:
  *	every answer says "Connection: close". The Host header is not
  *	required (lenient to scripts; routes do not depend on it).
@@ -36,13 +37,13 @@
  *	descriptors pauses accepting for a second instead of spinning.
  *
  * OWNERSHIP AND FORK
- *	As mh_control: requests belong to this module; the handler answers
- *	each exactly once; mh_http_free() drops unanswered ones. The handler
- *	may call mh_http_free() itself. mh_http_forget() stops the watchers
- *	on the loop given to mh_http_new() (call it after ev_loop_fork(), or
- *	on a loop that will not run again), closes the descriptors and
- *	frees; it never unlinks. mh_http_free() unlinks a unix socket file
- *	only if the path still names the inode we created.
+ *	As mh_control: requests belong to this module (they live in the
+ *	mh_server client); the handler answers each exactly once;
+ *	mh_http_free() drops unanswered ones. The handler may call
+ *	mh_http_free() itself. mh_http_forget() (in a worker, after
+ *	ev_loop_fork()) closes the descriptors and frees; it never
+ *	unlinks. mh_http_free() unlinks a unix socket file only if the
+ *	path still names the inode we created.
  *
  * DIAGNOSTICS
  *	mh_http_new(): one line in err ("http socket: bind inet:...: Address
@@ -51,154 +52,34 @@
  */
 #include "stats/mh_http.h"
 
-#include "net/mh_sockspec.h"
+#include "net/mh_server.h"
 #include "util/mh_buf.h"
-#include "util/mh_err.h"
-#include "util/mh_log.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #define MH_HTTP_HEAD_MAX 8192 /* request line + headers, blank line included */
 #define MH_HTTP_CLIENTS 32
 #define MH_HTTP_LINGER 2.0
 #define MH_HTTP_DRAIN_MAX (1024 * 1024) /* bytes read and dropped while lingering */
 #define MH_HTTP_BACKLOG 64
-#define MH_HTTP_ACCEPT_BURST 64
-#define MH_HTTP_ACCEPT_PAUSE 1.0
 
 static const char csp[] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                           "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-enum req_state { REQ_READING, REQ_HANDLING, REQ_WRITING, REQ_LINGER };
-
 struct mh_http_req {
-	struct mh_http *h;
-	struct mh_http_req *prev, *next;
-	int fd;
-	enum req_state state;
+	struct mh_server_client *cl;
 	int head_only; /* HEAD: the body is measured, not sent */
-	int overflow; /* a 503 beyond the limit: counted in noverflow */
-	ev_io io;
-	ev_timer timer;
-	struct mh_buf out;
-	size_t drained; /* LINGER: bytes dropped so far */
-	size_t inlen;
-	char in[MH_HTTP_HEAD_MAX + 1]; /* + NUL */
 };
 
 struct mh_http {
-	struct ev_loop *loop;
-	int fd;
-	ev_io accept_w;
-	ev_timer accept_pause_w; /* after EMFILE & co. */
+	struct mh_server *srv;
 	mh_http_handler handler;
 	void *arg;
-	struct mh_sockspec spec;
-	int have_file; /* unix: dev/ino name the file we created */
-	dev_t dev;
-	ino_t ino;
-	double read_timeout;
-	double write_timeout;
-	struct mh_http_req *reqs;
-	unsigned nreqs;
-	unsigned noverflow;
 };
-
-static const char *unix_path(const struct mh_sockspec *s)
-{
-	return ((const struct sockaddr_un *)&s->addr)->sun_path;
-}
-
-/* ------------------------------------------------------------ requests */
-
-static void req_close(struct mh_http_req *r)
-{
-	struct mh_http *h = r->h;
-	ev_io_stop(h->loop, &r->io);
-	ev_timer_stop(h->loop, &r->timer);
-	close(r->fd);
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		h->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	if (r->overflow) {
-		assert(h->noverflow > 0);
-		h->noverflow--;
-	} else {
-		assert(h->nreqs > 0);
-		h->nreqs--;
-	}
-	mh_buf_free(&r->out);
-	free(r);
-}
-
-/* Watch r->fd for events (0: not at all). */
-static void req_io(struct mh_http_req *r, int events)
-{
-	ev_io_stop(r->h->loop, &r->io);
-	if (events) {
-		ev_io_set(&r->io, r->fd, events);
-		ev_io_start(r->h->loop, &r->io);
-	}
-}
-
-/* (Re)arm the deadline timeout seconds from now; < 0: none. */
-static void req_deadline(struct mh_http_req *r, double timeout)
-{
-	ev_timer_stop(r->h->loop, &r->timer);
-	if (timeout >= 0) {
-		ev_timer_set(&r->timer, timeout, 0);
-		ev_timer_start(r->h->loop, &r->timer);
-	}
-}
-
-/* Send what is buffered: 1 all sent, 0 more to send later, -1 the client is gone. */
-static int req_send(struct mh_http_req *r)
-{
-	while (mh_buf_size(&r->out) > 0) {
-		ssize_t n = send(r->fd, mh_buf_head(&r->out), mh_buf_size(&r->out), MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -1;
-		}
-		mh_buf_consume(&r->out, (size_t)n);
-	}
-	return 1;
-}
-
-static void req_flush(struct mh_http_req *r)
-{
-	int rc = req_send(r);
-	if (rc < 0) {
-		req_close(r);
-	} else if (rc == 0) {
-		if (!ev_is_active(&r->io))
-			req_io(r, EV_WRITE); /* the write deadline keeps running */
-	} else {
-		shutdown(r->fd, SHUT_WR);
-		r->state = REQ_LINGER;
-		double t =
-		    r->h->read_timeout < MH_HTTP_LINGER ? r->h->read_timeout : MH_HTTP_LINGER;
-		req_io(r, EV_READ);
-		req_deadline(r, t);
-	}
-}
 
 static const char *reason(int status)
 {
@@ -260,7 +141,8 @@ static void req_answer(struct mh_http_req *r, int status, const char *content_ty
 	http_date(date, sizeof(date));
 	if (content_type == NULL)
 		content_type = "text/plain; charset=utf-8";
-	mh_buf_printf(&r->out,
+	struct mh_buf *out = mh_server_out(r->cl);
+	mh_buf_printf(out,
 	              "HTTP/1.1 %d %s\r\n"
 	              "Date: %s\r\n"
 	              "Content-Type: %s\r\n"
@@ -269,16 +151,13 @@ static void req_answer(struct mh_http_req *r, int status, const char *content_ty
 	              "X-Content-Type-Options: nosniff\r\n",
 	              status, reason(status), date, content_type, len);
 	if (strncasecmp(content_type, "text/html", 9) == 0)
-		mh_buf_printf(&r->out, "Content-Security-Policy: %s\r\n", csp);
+		mh_buf_printf(out, "Content-Security-Policy: %s\r\n", csp);
 	if (status == 405)
-		mh_buf_append_str(&r->out, "Allow: GET, HEAD\r\n");
-	mh_buf_append_str(&r->out, "Connection: close\r\n\r\n");
+		mh_buf_append_str(out, "Allow: GET, HEAD\r\n");
+	mh_buf_append_str(out, "Connection: close\r\n\r\n");
 	if (!r->head_only && len > 0)
-		mh_buf_append(&r->out, body, len);
-	r->state = REQ_WRITING;
-	req_io(r, 0);
-	req_deadline(r, r->h->write_timeout);
-	req_flush(r);
+		mh_buf_append(out, body, len);
+	mh_server_reply(r->cl, MH_SERVER_LINGER);
 }
 
 /* An answer of our own: the status line repeated as text/plain. */
@@ -303,10 +182,9 @@ static size_t head_end(const char *p, size_t n)
 	return 0;
 }
 
-/* Check the head in r->in[0..end) and call the handler, or answer an error. */
-static void req_dispatch(struct mh_http_req *r, size_t end)
+/* Check the head in p[0..end) and call the handler, or answer an error. */
+static void req_dispatch(struct mh_http *h, struct mh_http_req *r, char *p, size_t end)
 {
-	char *p = r->in;
 	if (memchr(p, '\0', end) != NULL) {
 		req_error(r, 400);
 		return;
@@ -366,245 +244,100 @@ static void req_dispatch(struct mh_http_req *r, size_t end)
 		*q = '\0';
 		query = q + 1;
 	}
-	r->state = REQ_HANDLING;
-	req_io(r, 0);
-	req_deadline(r, -1);
-	r->h->handler(r, target, query, r->h->arg); /* r may be dead now */
+	mh_server_take(r->cl);
+	h->handler(r, target, query, h->arg); /* r may be dead now, h too */
 }
 
-static void req_read_head(struct mh_http_req *r)
+static struct mh_http_req *req_of(struct mh_server_client *cl)
 {
-	for (;;) {
-		size_t room = MH_HTTP_HEAD_MAX - r->inlen;
-		ssize_t n = recv(r->fd, r->in + r->inlen, room, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				req_close(r);
-			return;
-		}
-		if (n == 0) {
-			req_close(r); /* gave up before the head was complete */
-			return;
-		}
-		/* The blank line may straddle two reads: look again from 3 bytes back. */
-		size_t from = r->inlen > 3 ? r->inlen - 3 : 0;
-		r->inlen += (size_t)n;
-		size_t end = head_end(r->in + from, r->inlen - from);
-		if (end > 0) {
-			req_dispatch(r, from + end);
-			return;
-		}
-		if (r->inlen >= MH_HTTP_HEAD_MAX) {
-			req_error(r, memchr(r->in, '\n', r->inlen) == NULL ? 414 : 431);
-			return;
-		}
-	}
-}
-
-static void req_drain(struct mh_http_req *r)
-{
-	char sink[4096];
-	/* A few reads per wake-up, so a client that keeps sending cannot hold the loop. */
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(r->fd, sink, sizeof(sink), 0);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-			return; /* level-triggered: called again when there is more */
-		if (n <= 0) {
-			req_close(r); /* EOF or error: done */
-			return;
-		}
-		r->drained += (size_t)n;
-		if (r->drained > MH_HTTP_DRAIN_MAX) {
-			req_close(r); /* it is not going to stop */
-			return;
-		}
-	}
-}
-
-static void on_req_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct mh_http_req *r = w->data;
-	switch (r->state) {
-	case REQ_READING:
-		req_read_head(r);
-		break;
-	case REQ_WRITING:
-		req_flush(r);
-		break;
-	case REQ_LINGER:
-		req_drain(r);
-		break;
-	case REQ_HANDLING:
-		break;
-	}
-}
-
-static void on_req_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	req_close(w->data); /* reading, writing or lingering too long */
-}
-
-/* ------------------------------------------------------------- accept */
-
-static struct mh_http_req *req_new(struct mh_http *h, int fd, int overflow)
-{
-	struct mh_http_req *r = mh_xcalloc(1, sizeof(*r));
-	r->h = h;
-	r->fd = fd;
-	r->overflow = overflow;
-	r->next = h->reqs;
-	if (h->reqs)
-		h->reqs->prev = r;
-	h->reqs = r;
-	if (overflow)
-		h->noverflow++;
-	else
-		h->nreqs++;
-	ev_io_init(&r->io, on_req_io, fd, EV_READ);
-	r->io.data = r;
-	ev_timer_init(&r->timer, on_req_timer, h->read_timeout, 0);
-	r->timer.data = r;
+	struct mh_http_req *r = mh_server_client_data(cl);
+	r->cl = cl;
 	return r;
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+static enum mh_server_read on_data(struct mh_server_client *cl, char *buf, size_t len, size_t seen,
+                                   void *arg)
 {
-	struct mh_http *h = w->data;
-	for (int i = 0; i < MH_HTTP_ACCEPT_BURST; i++) {
-		int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				mh_warn(0, "http socket %s: accept: %s (pausing for %.0f s)",
-				        h->spec.text, strerror(errno), MH_HTTP_ACCEPT_PAUSE);
-				ev_io_stop(loop, &h->accept_w);
-				ev_timer_set(&h->accept_pause_w, MH_HTTP_ACCEPT_PAUSE, 0);
-				ev_timer_start(loop, &h->accept_pause_w);
-				return;
-			}
-			mh_warn(0, "http socket %s: accept: %s", h->spec.text, strerror(errno));
-			return;
-		}
-		mh_socket_nodelay(fd);
-		if (h->nreqs < MH_HTTP_CLIENTS) {
-			struct mh_http_req *r = req_new(h, fd, 0);
-			r->state = REQ_READING;
-			req_io(r, EV_READ);
-			req_deadline(r, h->read_timeout);
-		} else if (h->noverflow < MH_HTTP_CLIENTS) {
-			req_error(req_new(h, fd, 1), 503);
-		} else {
-			close(fd);
-		}
-	}
+	/* The blank line may straddle two reads: look again from 3 bytes back. */
+	size_t from = seen > 3 ? seen - 3 : 0;
+	size_t end = head_end(buf + from, len - from);
+	if (end == 0)
+		return MH_SERVER_MORE;
+	req_dispatch(arg, req_of(cl), buf, from + end);
+	return MH_SERVER_DONE;
 }
 
-static void on_accept_pause_end(struct ev_loop *loop, ev_timer *w, int revents)
+static void on_incomplete(struct mh_server_client *cl, enum mh_server_stall why, char *buf,
+                          size_t len, void *arg)
 {
-	struct mh_http *h = w->data;
-	ev_io_start(loop, &h->accept_w);
+	if (why == MH_SERVER_FULL)
+		req_error(req_of(cl), memchr(buf, '\n', len) == NULL ? 414 : 431);
+	else
+		mh_server_close(cl); /* gave up, or too slow, before the head was complete */
 }
 
-/* ------------------------------------------------------------- socket */
+static void on_busy(struct mh_server_client *cl, void *arg)
+{
+	req_error(req_of(cl), 503);
+}
+
+static const struct mh_server_ops http_ops = {
+    .on_data = on_data,
+    .on_incomplete = on_incomplete,
+    .on_busy = on_busy,
+};
+
+static const struct mh_server_conf http_conf = {
+    .name = "http socket",
+    .backlog = MH_HTTP_BACKLOG,
+    .nodelay = 1,
+    .max_clients = MH_HTTP_CLIENTS,
+    .max_busy = MH_HTTP_CLIENTS, /* answered 503 */
+    .max_request = MH_HTTP_HEAD_MAX,
+    .read_timeout = MH_HTTP_READ_TIMEOUT,
+    .write_timeout = MH_HTTP_WRITE_TIMEOUT,
+    .linger = MH_HTTP_LINGER,
+    .drain_max = MH_HTTP_DRAIN_MAX,
+    .data_size = sizeof(struct mh_http),
+    .client_size = sizeof(struct mh_http_req),
+};
 
 struct mh_http *mh_http_new(struct ev_loop *loop, const char *spec, mh_http_handler handler,
                             void *arg, char *err, size_t errlen)
 {
-	struct mh_sockspec s;
-	char why[256];
-	if (mh_sockspec_parse(spec, &s, why, sizeof(why)) < 0) {
-		mh_errf(err, errlen, "http socket: %s", why);
+	/* mode 0: the umask's, as mh_http.h promises. */
+	struct mh_server *srv = mh_server_new(loop, spec, 0, &http_conf, &http_ops, err, errlen);
+	if (srv == NULL)
 		return NULL;
-	}
-	int fd = mh_sockspec_listen(&s, MH_HTTP_BACKLOG, 0, why, sizeof(why));
-	if (fd < 0) {
-		mh_errf(err, errlen, "http socket: %s", why);
-		return NULL;
-	}
-	struct mh_http *h = mh_xcalloc(1, sizeof(*h));
-	h->loop = loop;
-	h->fd = fd;
-	h->handler = handler;
-	h->arg = arg;
-	h->spec = s;
-	h->read_timeout = MH_HTTP_READ_TIMEOUT;
-	h->write_timeout = MH_HTTP_WRITE_TIMEOUT;
-	struct stat st;
-	if (s.family == AF_UNIX && lstat(unix_path(&s), &st) == 0) {
-		h->have_file = 1;
-		h->dev = st.st_dev;
-		h->ino = st.st_ino;
-	}
-	ev_io_init(&h->accept_w, on_accept, fd, EV_READ);
-	h->accept_w.data = h;
-	ev_timer_init(&h->accept_pause_w, on_accept_pause_end, MH_HTTP_ACCEPT_PAUSE, 0);
-	h->accept_pause_w.data = h;
-	ev_io_start(loop, &h->accept_w);
+	struct mh_http *h = mh_server_data(srv);
+	*h = (struct mh_http){.srv = srv, .handler = handler, .arg = arg};
 	return h;
 }
 
 int mh_http_port(const struct mh_http *h)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	if (getsockname(h->fd, (struct sockaddr *)&ss, &len) < 0)
-		return -1;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return -1;
+	return mh_server_port(h->srv);
 }
 
 void mh_http_set_timeouts(struct mh_http *h, double read_s, double write_s)
 {
-	h->read_timeout = read_s;
-	h->write_timeout = write_s;
+	mh_server_set_timeouts(h->srv, read_s, write_s);
 }
 
 void mh_http_respond(struct mh_http_req *r, int status, const char *content_type, const void *body,
                      size_t len)
 {
-	assert(r->state == REQ_HANDLING);
 	req_answer(r, status, content_type, body, len);
-}
-
-/* ------------------------------------------------------------- the end */
-
-static void release(struct mh_http *h, int last_words)
-{
-	ev_io_stop(h->loop, &h->accept_w);
-	ev_timer_stop(h->loop, &h->accept_pause_w);
-	close(h->fd);
-	while (h->reqs != NULL) {
-		struct mh_http_req *r = h->reqs;
-		if (last_words && r->state == REQ_WRITING)
-			(void)req_send(r); /* one last non-blocking try */
-		req_close(r);
-	}
-	free(h);
 }
 
 void mh_http_forget(struct mh_http *h)
 {
-	if (h == NULL)
-		return;
-	release(h, 0);
+	if (h != NULL)
+		mh_server_forget(h->srv); /* h is part of it */
 }
 
 void mh_http_free(struct mh_http *h)
 {
-	if (h == NULL)
-		return;
-	struct stat st;
-	if (h->have_file && lstat(unix_path(&h->spec), &st) == 0 && st.st_dev == h->dev &&
-	    st.st_ino == h->ino)
-		unlink(unix_path(&h->spec));
-	release(h, 1);
+	if (h != NULL)
+		mh_server_free(h->srv); /* h is part of it */
 }
