@@ -58,6 +58,7 @@
  *	mh_conn(3), ../shared/docs/milter-protocol.md §2-§4, design §2.5
  */
 #include "child/mh_child.h"
+#include "child/mh_child_policy.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -92,6 +93,7 @@ struct child_list {
 };
 
 struct mh_child {
+	struct mh_child_policy *pol; /* a policy server (issue 9): everything goes there */
 	struct ev_loop *loop;
 	const struct mh_child_conf *conf;
 	struct mh_optneg offer;
@@ -506,6 +508,12 @@ struct mh_child *mh_child_new(struct ev_loop *loop, const struct mh_child_conf *
 {
 	char cerr[160];
 
+	if (conf->kind == MH_CHILD_POLICY) {
+		struct mh_child *pc = mh_xcalloc(1, sizeof(*pc));
+		pc->conf = conf;
+		pc->pol = mh_child_policy_new(pc, loop, conf, offer, session_id, ops, arg);
+		return pc;
+	}
 	struct mh_child *c = mh_xcalloc(1, sizeof(*c));
 	c->loop = loop;
 	c->conf = conf;
@@ -529,6 +537,8 @@ struct mh_child *mh_child_new(struct ev_loop *loop, const struct mh_child_conf *
 
 int mh_child_takes(const struct mh_child *c, uint8_t code)
 {
+	if (c->pol != NULL)
+		return mh_child_policy_takes(c->pol, code);
 	if (c->state != CHILD_READY)
 		return 0;
 	uint32_t p = c->reply.protocol;
@@ -598,6 +608,8 @@ static int also_has(const struct mh_child *c, const char *name)
 
 void mh_child_forward_macros(struct mh_child *c, char *const lists[MH_STAGE_COUNT])
 {
+	if (c->pol != NULL)
+		return; /* it sees every pair (the request wants them) */
 	for (int s = 0; s < MH_STAGE_COUNT; s++) {
 		list_free(&c->fwd[s]);
 		if (lists[s] != NULL)
@@ -607,6 +619,8 @@ void mh_child_forward_macros(struct mh_child *c, char *const lists[MH_STAGE_COUN
 
 void mh_child_forward_also(struct mh_child *c, const char *name)
 {
+	if (c->pol != NULL)
+		return;
 	if (also_has(c, name))
 		return;
 	c->also = mh_xrealloc(c->also, (c->nalso + 1) * sizeof(*c->also));
@@ -632,6 +646,8 @@ static size_t filter_pairs(const struct mh_child *c, int stage, const char *cons
 enum mh_child_sent mh_child_send(struct mh_child *c, uint8_t code, const void *payload, size_t len,
                                  const char *const *macro_pairs, size_t npairs)
 {
+	if (c->pol != NULL)
+		return mh_child_policy_send(c->pol, code, payload, len, macro_pairs, npairs);
 	assert(!(c->nexpect > 0 && c->live)); /* one command waits at a time */
 	if (c->state != CHILD_READY || c->conn == NULL || !mh_child_takes(c, code))
 		return MH_CHILD_NOT_SENT;
@@ -662,6 +678,10 @@ enum mh_child_sent mh_child_send(struct mh_child *c, uint8_t code, const void *p
 
 void mh_child_abort(struct mh_child *c)
 {
+	if (c->pol != NULL) {
+		mh_child_policy_abort(c->pol);
+		return;
+	}
 	if (c->state != CHILD_READY || c->conn == NULL)
 		return;
 	c->live = 0; /* its reply is still read, then dropped */
@@ -673,6 +693,10 @@ void mh_child_abort(struct mh_child *c)
 
 void mh_child_free(struct mh_child *c)
 {
+	if (c != NULL && c->pol != NULL) {
+		mh_child_policy_free(c->pol); /* frees c too */
+		return;
+	}
 	if (c == NULL || c->freed)
 		return;
 	child_close(c, 0);
@@ -683,6 +707,10 @@ void mh_child_free(struct mh_child *c)
 
 void mh_child_quit(struct mh_child *c)
 {
+	if (c != NULL && c->pol != NULL) {
+		mh_child_policy_free(c->pol);
+		return;
+	}
 	if (c == NULL || c->freed)
 		return;
 	if (c->conn != NULL && c->state != CHILD_CONNECTING) {
@@ -694,16 +722,22 @@ void mh_child_quit(struct mh_child *c)
 
 const struct mh_optneg *mh_child_negotiated(const struct mh_child *c)
 {
+	if (c->pol != NULL)
+		return mh_child_policy_negotiated(c->pol);
 	return &c->reply;
 }
 
 int mh_child_leadspc(const struct mh_child *c)
 {
+	if (c->pol != NULL)
+		return 0;
 	return (c->reply.protocol & MH_PROTO_HDR_LEADSPC) != 0;
 }
 
 int mh_child_dead(const struct mh_child *c)
 {
+	if (c->pol != NULL)
+		return mh_child_policy_dead(c->pol);
 	return c->state == CHILD_DEAD;
 }
 
@@ -714,5 +748,7 @@ const struct mh_child_conf *mh_child_conf(const struct mh_child *c)
 
 const char *mh_child_failure(const struct mh_child *c)
 {
+	if (c->pol != NULL)
+		return mh_child_policy_failure(c->pol);
 	return c->why;
 }

@@ -39,9 +39,19 @@
 #include "net/mh_sockspec.h"
 #include "protocol/mh_codec.h"
 
+enum mh_child_kind {
+	MH_CHILD_MILTER, /* milter "name" { ... }: the milter protocol */
+	MH_CHILD_POLICY, /* policy "name" { ... }: a Postfix policy server (mh_policy) */
+};
+
 /* One configured child milter (plain data; the config module fills it). */
 struct mh_child_conf {
 	char *name;
+	enum mh_child_kind kind;
+	/* MH_CHILD_POLICY: the stage it is asked at ('R' rcpt, 'T' data, 'E' end of
+	 * message) and the most connections its pool keeps per worker. */
+	uint8_t policy_stage;
+	size_t policy_connections;
 	char *socket_text; /* as written in the config, for logs */
 	struct mh_sockspec sock;
 	enum mh_status fallback; /* default MH_ST_ACCEPT */

@@ -85,6 +85,7 @@ struct declared {
 	char *name;
 	int line;
 	int done; /* its { ... } was given */
+	int policy; /* declared with policy "name" (else milter "name") */
 };
 
 struct loader {
@@ -258,21 +259,22 @@ static int l_milter_block(lua_State *L)
 {
 	struct loader *ld = upvalue_loader(L);
 	struct declared *d = &ld->names[lua_tointeger(L, lua_upvalueindex(2))];
+	const char *what = d->policy ? "policy" : "milter";
 	int line = caller_line(L);
 	if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TTABLE)
 		return fail(L, ld, line,
-		            "milter \"%s\": expected a table, as in milter \"%s\" { socket = ... }",
-		            d->name, d->name);
+		            "%s \"%s\": expected a table, as in %s \"%s\" { socket = ... }", what,
+		            d->name, what, d->name);
 	if (d->done)
-		return fail(L, ld, line, "milter \"%s\": duplicate name (first at line %d)",
+		return fail(L, ld, line, "%s \"%s\": duplicate name (first at line %d)", what,
 		            d->name, d->line);
 	d->done = 1;
 
 	/* Append first, then fill: whatever happens, the config can free it. */
 	struct mh_hub_conf *hub = &ld->c->hub;
 	if (hub->nchildren == MH_HUB_CHILDREN_MAX)
-		return fail(L, ld, line, "milter \"%s\": more than %d milters", d->name,
-		            MH_HUB_CHILDREN_MAX);
+		return fail(L, ld, line, "%s \"%s\": more than %d milters and policies", what,
+		            d->name, MH_HUB_CHILDREN_MAX);
 	if (hub->nchildren == ld->cap) {
 		ld->cap = ld->cap ? 2 * ld->cap : 4;
 		hub->children = mh_xrealloc(hub->children, ld->cap * sizeof(*hub->children));
@@ -280,12 +282,19 @@ static int l_milter_block(lua_State *L)
 	struct mh_child_conf *cc = &hub->children[hub->nchildren++];
 	child_defaults(cc);
 	cc->name = mh_xstrdup(d->name);
+	if (d->policy) {
+		/* issue 9: a Postfix policy server, asked at RCPT unless told otherwise */
+		cc->kind = MH_CHILD_POLICY;
+		cc->policy_stage = 'R';
+		cc->policy_connections = 4;
+	}
 
 	char why[768];
-	if (mh_config_parse_block(L, 1, cc, mh_config_milter_keys, "", why, sizeof(why)) < 0)
-		return fail(L, ld, line, "milter \"%s\": %s", d->name, why);
+	if (mh_config_parse_block(L, 1, cc, d->policy ? mh_config_policy_keys : mh_config_milter_keys,
+	                          "", why, sizeof(why)) < 0)
+		return fail(L, ld, line, "%s \"%s\": %s", what, d->name, why);
 	if (cc->socket_text == NULL)
-		return fail(L, ld, line, "milter \"%s\": missing key 'socket'", d->name);
+		return fail(L, ld, line, "%s \"%s\": missing key 'socket'", what, d->name);
 	if ((cc->user != NULL || cc->group != NULL) && cc->command == NULL)
 		return fail(L, ld, line,
 		            "milter \"%s\": key '%s' needs 'command' (who runs a milter "
@@ -311,32 +320,44 @@ static int good_name(const char *s, size_t n)
 	       n;
 }
 
-static int l_milter(lua_State *L)
+/* milter "name" and policy "name": declare the name, return its block function. */
+static int declare_child(lua_State *L, int policy)
 {
 	struct loader *ld = upvalue_loader(L);
+	const char *what = policy ? "policy" : "milter";
 	int line = caller_line(L);
 	if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING)
-		return fail(L, ld, line,
-		            "milter: expected a name, as in milter \"name\" { socket = ... }");
+		return fail(L, ld, line, "%s: expected a name, as in %s \"name\" { socket = ... }",
+		            what, what);
 	size_t n;
 	const char *name = lua_tolstring(L, 1, &n);
 	if (!good_name(name, n))
-		return fail(L, ld, line,
-		            "milter \"%.*s\": a name is 1 to %d letters, digits or ._-:@+",
-		            (int)(n > 80 ? 80 : n), name, NAME_MAX_LEN);
+		return fail(L, ld, line, "%s \"%.*s\": a name is 1 to %d letters, digits or ._-:@+",
+		            what, (int)(n > 80 ? 80 : n), name, NAME_MAX_LEN);
+	/* One namespace: milters and policies share the chain and the statistics. */
 	for (size_t i = 0; i < ld->nnames; i++)
 		if (strcmp(ld->names[i].name, name) == 0)
-			return fail(L, ld, line, "milter \"%s\": duplicate name (first at line %d)",
+			return fail(L, ld, line, "%s \"%s\": duplicate name (first at line %d)", what,
 			            name, ld->names[i].line);
 	if (ld->nnames == ld->capnames) {
 		ld->capnames = ld->capnames ? 2 * ld->capnames : 8;
 		ld->names = mh_xrealloc(ld->names, ld->capnames * sizeof(*ld->names));
 	}
-	ld->names[ld->nnames] = (struct declared){mh_xstrdup(name), line, 0};
+	ld->names[ld->nnames] = (struct declared){mh_xstrdup(name), line, 0, policy};
 	lua_pushlightuserdata(L, ld->cs);
 	lua_pushinteger(L, (lua_Integer)ld->nnames++);
 	lua_pushcclosure(L, l_milter_block, 2);
 	return 1;
+}
+
+static int l_milter(lua_State *L)
+{
+	return declare_child(L, 0);
+}
+
+static int l_policy(lua_State *L)
+{
+	return declare_child(L, 1);
 }
 
 static int l_condition_block(lua_State *L)
@@ -463,6 +484,9 @@ static void open_sandbox(lua_State *L, struct loader *ld)
 	lua_pushcclosure(L, l_milter, 1);
 	lua_setglobal(L, "milter");
 	lua_pushlightuserdata(L, ld->cs);
+	lua_pushcclosure(L, l_policy, 1);
+	lua_setglobal(L, "policy");
+	lua_pushlightuserdata(L, ld->cs);
 	lua_pushcclosure(L, l_condition, 1);
 	lua_setglobal(L, "condition");
 }
@@ -475,8 +499,9 @@ static void check_whole(lua_State *L, struct loader *ld)
 	for (size_t i = 0; i < ld->nnames; i++)
 		if (!ld->names[i].done)
 			fail(L, ld, ld->names[i].line,
-			     "milter \"%s\": no settings (write milter \"%s\" { socket = ... })",
-			     ld->names[i].name, ld->names[i].name);
+			     "%s \"%s\": no settings (write %s \"%s\" { socket = ... })",
+			     ld->names[i].policy ? "policy" : "milter", ld->names[i].name,
+			     ld->names[i].policy ? "policy" : "milter", ld->names[i].name);
 	const struct mh_hub_conf *hub = &ld->c->hub;
 	for (size_t i = 0; i < hub->nchildren; i++) {
 		if (strcmp(hub->children[i].sock.text, ld->c->listen.text) != 0)
@@ -622,10 +647,12 @@ void mh_config_show(const struct mh_config *c, FILE *out)
 		fputs("-- no milter blocks: every session gets the manager's fallback\n", out);
 	for (size_t i = 0; i < c->hub.nchildren; i++) {
 		const struct mh_child_conf *cc = &c->hub.children[i];
-		fputs("\nmilter ", out);
+		fputs(cc->kind == MH_CHILD_POLICY ? "\npolicy " : "\nmilter ", out);
 		mh_config_show_string(out, cc->name);
 		fputs(" {\n", out);
-		mh_config_show_block(out, cc, mh_config_milter_keys);
+		mh_config_show_block(out, cc,
+		                     cc->kind == MH_CHILD_POLICY ? mh_config_policy_keys
+		                                                 : mh_config_milter_keys);
 		fputs("}\n", out);
 	}
 }

@@ -634,6 +634,33 @@ static void show_when(FILE *out, const void *base, const struct mh_config_key *k
 
 static const struct mh_config_kind kind_when = {"a list of condition names", parse_when, show_when};
 
+/* ------------------------------------------------------------ policy stage */
+
+/* Where a policy server is asked: "rcpt" (each recipient), "data", "eom". */
+static int parse_stage(lua_State *L, int idx, void *base, const struct mh_config_key *k,
+                       const char *keypath, char *why, size_t whylen)
+{
+	const char *s = get_string(L, idx, k, why, whylen);
+	if (s == NULL)
+		return -1;
+	uint8_t code = strcmp(s, "rcpt") == 0 ? 'R' : strcmp(s, "data") == 0 ? 'T'
+	               : strcmp(s, "eom") == 0  ? 'E'
+	                                        : 0;
+	if (code == 0)
+		return mh_errf(why, whylen, "unknown stage '%s' (rcpt, data, eom)", s);
+	*FIELD(base, k, uint8_t) = code;
+	return 0;
+}
+
+static void show_stage(FILE *out, const void *base, const struct mh_config_key *k)
+{
+	uint8_t code = *CFIELD(base, k, uint8_t);
+	mh_config_show_string(out, code == 'T' ? "data" : code == 'E' ? "eom" : "rcpt");
+}
+
+static const struct mh_config_kind kind_stage = {"\"rcpt\", \"data\" or \"eom\"", parse_stage,
+                                                 show_stage};
+
 /* ----------------------------------------------------------------------- rows */
 
 #define MGR(field) offsetof(struct mh_config, field)
@@ -677,6 +704,13 @@ static const struct mh_config_key timeout_keys[] = {
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+/* A policy request: connect, then write + answer within read. */
+static const struct mh_config_key policy_timeout_keys[] = {
+    {"connect", &kind_seconds, MIL(connect_timeout), 0, 0, DAY, NULL, NULL},
+    {"read", &kind_seconds, MIL(read_timeout), 0, 0, DAY, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 const struct mh_config_key mh_config_milter_keys[] = {
     {"socket", &kind_spec, MIL(sock), MIL(socket_text), 0, 0, NULL, NULL},
     {"fallback", &kind_fallback, MIL(fallback), 0, 0, 0, NULL, NULL},
@@ -691,6 +725,20 @@ const struct mh_config_key mh_config_milter_keys[] = {
     {"group", &kind_name, MIL(group), 0, 0, 0, NULL, "not set (the user's primary group)"},
     {"health_interval", &kind_seconds, MIL(health_interval), 0, 0, DAY, NULL, NULL},
     {"restart_delay", &kind_seconds, MIL(restart_delay), 0, 0, 3600, NULL, NULL},
+    {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+/* policy "name" { ... } (issue 9): a Postfix policy server as a child. */
+const struct mh_config_key mh_config_policy_keys[] = {
+    {"socket", &kind_spec, MIL(sock), MIL(socket_text), 0, 0, NULL, NULL},
+    {"stage", &kind_stage, MIL(policy_stage), 0, 0, 0, NULL, NULL},
+    {"fallback", &kind_fallback, MIL(fallback), 0, 0, 0, NULL, NULL},
+    {"timeouts", &kind_table, 0, 0, 0, 0, policy_timeout_keys, NULL},
+    {"connections", &kind_count, MIL(policy_connections), 0, 1, 64, NULL, NULL},
+    {"evaluate", &kind_bool, MIL(evaluate), 0, 0, 0, NULL, NULL},
+    {"enabled", &kind_bool, MIL(enabled), 0, 0, 0, NULL, NULL},
+    {"when", &kind_when, MIL(when), MIL(nwhen), 0, 0, NULL,
+     "not set (no conditions: the policy server is asked in every session)"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 

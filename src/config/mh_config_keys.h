@@ -50,6 +50,7 @@ struct mh_config_key {
 /* The rows, each array terminated by a row with name == NULL. */
 extern const struct mh_config_key mh_config_manager_keys[]; /* base: struct mh_config */
 extern const struct mh_config_key mh_config_milter_keys[]; /* base: struct mh_child_conf */
+extern const struct mh_config_key mh_config_policy_keys[]; /* base: struct mh_child_conf */
 
 /*
  * Parse a whole block table (stack index idx) against rows: unknown keys

@@ -18,6 +18,7 @@
  *	and tries again with backoff). Drain progress at info level.
  */
 #include "daemon/mh_worker.h"
+#include "child/mh_policy.h"
 #include "hub/mh_hub.h"
 #include "util/mh_log.h"
 
@@ -368,6 +369,7 @@ void mh_worker_run(const struct mh_worker_args *a)
 
 	stop_accepting(&w);
 	mh_hub_free(w.hub);
+	mh_policy_pools_free(); /* policy children's pooled connections */
 	ev_timer_stop(w.loop, &w.drain_poll_w);
 	ev_timer_stop(w.loop, &w.drain_limit_w);
 	ev_signal_stop(w.loop, &w.term_w);
