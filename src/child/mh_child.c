@@ -752,3 +752,9 @@ const char *mh_child_failure(const struct mh_child *c)
 		return mh_child_policy_failure(c->pol);
 	return c->why;
 }
+
+void mh_child_rcpt_refused(struct mh_child *c)
+{
+	if (c->pol != NULL)
+		mh_child_policy_rcpt_refused(c->pol);
+}

@@ -158,6 +158,8 @@ void mh_child_free(struct mh_child *c);
 const struct mh_optneg *mh_child_negotiated(const struct mh_child *c);
 int mh_child_leadspc(const struct mh_child *c); /* child negotiated HDR_LEADSPC */
 int mh_child_dead(const struct mh_child *c);
+/* The MTA refused the recipient last sent to it (a policy child counts only accepted ones). */
+void mh_child_rcpt_refused(struct mh_child *c);
 /* Why it failed ("timeout ...", "closed ...", "malformed ...", "connect ..."); "" if it did not. */
 const char *mh_child_failure(const struct mh_child *c);
 const struct mh_child_conf *mh_child_conf(const struct mh_child *c);

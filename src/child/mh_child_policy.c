@@ -410,8 +410,10 @@ enum mh_child_sent mh_child_policy_send(struct mh_child_policy *p, uint8_t code,
 	/* The hub built the payload: it decodes (the NUL after data[len] included). */
 	if (mh_codec_decode_cmd(&pk, &c) != MH_CODEC_OK)
 		return MH_CHILD_NOWAIT;
-	take_macros(p, macro_pairs, npairs);
+	/* The command first: MAIL starts a new transaction, and the macros
+	 * that come with it (Sendmail's i) belong to that one. */
 	take_command(p, &c, len);
+	take_macros(p, macro_pairs, npairs);
 	if (code == p->conf->policy_stage) {
 		ask(p, code);
 		return MH_CHILD_WAIT;
@@ -465,6 +467,12 @@ const struct mh_optneg *mh_child_policy_negotiated(const struct mh_child_policy 
 int mh_child_policy_dead(const struct mh_child_policy *p)
 {
 	return p->dead;
+}
+
+void mh_child_policy_rcpt_refused(struct mh_child_policy *p)
+{
+	if (p->rcpt_count > 0 && p->conf->policy_stage != 'R')
+		p->rcpt_count--; /* recipient_count: Postfix counts accepted recipients */
 }
 
 const char *mh_child_policy_failure(const struct mh_child_policy *p)

@@ -30,5 +30,6 @@ void mh_child_policy_free(struct mh_child_policy *p);
 const struct mh_optneg *mh_child_policy_negotiated(const struct mh_child_policy *p);
 int mh_child_policy_dead(const struct mh_child_policy *p);
 const char *mh_child_policy_failure(const struct mh_child_policy *p);
+void mh_child_policy_rcpt_refused(struct mh_child_policy *p);
 
 #endif

@@ -427,6 +427,11 @@ static void hub_count_reply(struct hub_session *s, enum mh_status st)
 	const struct mh_hub_hooks *hk = s->hub->conf->hooks;
 	enum mh_hub_stage stage = mh_hub_stage_of(s->cmd);
 
+	/* Children that count recipients (policy) learn which ones the MTA refused. */
+	if (s->cmd == 'R' && (st == MH_ST_REJECT || st == MH_ST_TEMPFAIL))
+		for (size_t i = 0; i < s->nkids; i++)
+			if (s->kids[i].link != NULL)
+				mh_child_rcpt_refused(s->kids[i].link);
 	if (hk == NULL)
 		return;
 	if (hk->mta_reply != NULL && stage != MH_HS_COUNT)
