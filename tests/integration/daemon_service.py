@@ -199,13 +199,14 @@ def man_pages_cross_reference_each_other(env):
 FULL = """\
 manager { listen = "unix:%s" }
 milter "a" { socket = "unix:/run/a.sock" }
+policy "p" { socket = "inet:10023@127.0.0.1" }
 """
 
 
-def shown_keys(env):
-    """(manager keys, milter keys) in --show-config order; set and unset alike
-    (an unset key is shown as "-- key: not set (...)"); a nested table's keys
-    as "table.key"."""
+def shown_blocks(env):
+    """{"manager"|"milter"|"policy": keys in --show-config order}; set and unset
+    alike (an unset key is shown as "-- key: not set (...)"); a nested table's
+    keys as "table.key"."""
     path = env.path("keys.lua")
     with open(path, "w") as f:
         f.write(FULL % env.path("never.sock"))
@@ -213,7 +214,7 @@ def shown_keys(env):
     eq(r.returncode, 0, "milterhub --show-config exit status (%s)" % r.stderr)
     blocks, current = {}, None
     for line in r.stdout.splitlines():
-        m = re.match(r'^(manager|milter|condition)\b', line)
+        m = re.match(r'^(manager|milter|policy|condition)\b', line)
         if m:
             # Condition blocks (options per type) are documented by type, not as keys.
             current = blocks.setdefault(m.group(1), []) if m.group(1) != "condition" else None
@@ -231,6 +232,12 @@ def shown_keys(env):
             current += ["%s.%s" % (key, k) for k in re.findall(r"([a-z_]+) = ", sub.group(1))]
         else:
             current.append(key)
+    return blocks
+
+
+def shown_keys(env):
+    """(manager keys, milter keys): see shown_blocks."""
+    blocks = shown_blocks(env)
     ok(len(blocks.get("manager", [])) >= 19, "manager keys: %r" % blocks.get("manager"))
     ok("timeouts.eom" in blocks.get("milter", []), "milter keys: %r" % blocks.get("milter"))
     return blocks["manager"], blocks["milter"]
@@ -254,6 +261,31 @@ def milterhub_lua_5_documents_exactly_the_keys_of_show_config(env):
     tables = sorted({k.split(".")[0] for k in milter if "." in k})  # "timeouts" itself
     eq(sorted(section_terms(page, "MILTER KEYS")), sorted(milter + tables),
        "milterhub.lua.5 MILTER KEYS vs milterhub --show-config")
+
+
+@test
+def milterhub_lua_5_documents_exactly_the_policy_keys_of_show_config(env):
+    policy = shown_blocks(env).get("policy", [])
+    ok("timeouts.read" in policy, "policy keys: %r" % policy)
+    page = read(os.path.join(MAN_DIR, "milterhub.lua.5"))
+    tables = sorted({k.split(".")[0] for k in policy if "." in k})
+    eq(sorted(section_terms(page, "POLICY KEYS")), sorted(policy + tables),
+       "milterhub.lua.5 POLICY KEYS vs milterhub --show-config")
+
+
+@test
+def configuration_md_documents_every_policy_key_of_show_config(env):
+    policy = shown_blocks(env).get("policy", [])
+    ok("timeouts.read" in policy, "policy keys: %r" % policy)
+    doc = read(os.path.join(REPO, "docs", "configuration.md"))
+    heading = '### `policy "NAME" { ... }` keys'
+    ok(heading in doc, "docs/configuration.md has no section %r" % heading)
+    start = doc.index(heading)
+    end = doc.find("\n#", start + 1)
+    keys = re.findall(r"^\| `([a-z_.]+)` \|", doc[start:end if end > 0 else None], re.M)
+    tables = sorted({k.split(".")[0] for k in policy if "." in k})
+    eq(sorted(keys), sorted(policy + tables),
+       "docs/configuration.md policy table vs milterhub --show-config")
 
 
 @test

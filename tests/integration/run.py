@@ -42,6 +42,7 @@ import daemon_service  # noqa: E402,F401
 import stats_http  # noqa: E402,F401
 import stats_page  # noqa: E402,F401
 import stats_log  # noqa: E402,F401
+import policy  # noqa: E402,F401
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]
 

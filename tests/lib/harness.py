@@ -18,6 +18,7 @@ Standard library only. A test is a function taking one Env, registered with
   env.mta(...)            run milterhub-mta --json, check its exit status,
                           return the parsed report
   env.run(label, argv)    run any command to completion, stderr remembered
+  env.cleanup(fn)         call fn() when the test ends (e.g. stop a server thread)
 
 Every process an Env started is stopped when the test ends, whatever happened:
 SIGTERM, then SIGKILL after the process's grace period. A process killed
@@ -332,6 +333,7 @@ class Env:
         self.procs = []
         self.runs = []
         self.notes = []
+        self.cleanups = []  # functions called by close(), last registered first
         self._n = 0
 
     # paths and specs
@@ -355,6 +357,10 @@ class Env:
     def unix_spec(self, name=None):
         self._n += 1
         return "unix:" + self.path(name or "m%d.sock" % self._n)
+
+    def cleanup(self, fn):
+        """Call fn() when the test ends (close()), e.g. to stop a thread the test started."""
+        self.cleanups.append(fn)
 
     def note(self, text):
         """Extra lines printed under 'not ok' when the test fails."""
@@ -522,6 +528,11 @@ class Env:
             raise AssertionError("\n".join(bad))
 
     def close(self, keep=False):
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - the processes must still be stopped
+                pass
         for p in reversed(self.procs):
             p.stop()
         if not keep and not os.environ.get("MH_KEEP"):
