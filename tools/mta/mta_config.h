@@ -45,8 +45,13 @@ struct mta_header {
 	char *raw; /* what follows the colon, folds joined by LF */
 };
 
+/* Most --socket options (milters of one chain); see docs/tools.md "Chain mode". */
+#define MTA_SOCKETS_MAX 16
+
 struct mta_config {
-	struct mh_sockspec sock;
+	struct mh_sockspec sock; /* the first --socket (= socks[0]) */
+	struct mh_sockspec socks[MTA_SOCKETS_MAX]; /* every --socket, in order */
+	size_t nsocks;
 	const char *client_name;
 	const char *client_addr;
 	char client_family; /* '4' or '6', from client_addr */
@@ -73,6 +78,8 @@ struct mta_config {
 	int load; /* --sessions given */
 	unsigned long sessions;
 	unsigned long concurrency;
+	double rate; /* --rate: sessions started per second; 0 = closed loop */
+	double hold; /* --hold: seconds a session pauses before its first MAIL */
 	/* Derived by mta_config_finish, for macros and headers. */
 	char client_port_str[8];
 	char *client_addr_macro; /* {client_addr}: IPv6 gets "IPv6:" */

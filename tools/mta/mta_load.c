@@ -3,7 +3,12 @@
  *
  * Contract: mta_load.h. One libev loop; fill() keeps `concurrency`
  * sessions in flight and starts the next one whenever one finishes, so a
- * slow milter throttles the run instead of piling up connections. A
+ * slow milter throttles the run instead of piling up connections. With
+ * --rate one ev_timer (the pacer) is armed for the next due start; when
+ * it fires every start due by then is made (a late loop catches up in
+ * one batch), and a due start that finds the cap reached is only
+ * counted (`waiting`): on_done() starts it, as late. Every step is O(1)
+ * per session, whatever the number open. A
  * session never reports its end from inside mta_session_start(), so
  * fill() is never re-entered. Percentiles are nearest-rank. Why sessions
  * failed goes to stderr (one line per reason with its count), keeping
@@ -27,6 +32,10 @@ struct load {
 	struct ev_loop *loop;
 	const struct mta_config *cfg;
 	unsigned long total, started, finished, inflight;
+	unsigned long due; /* open loop: starts due so far (started + waiting) */
+	unsigned long waiting; /* open loop: due starts waiting for a free slot */
+	double t0; /* open loop: when start 1 was due */
+	ev_timer pacer; /* open loop: the next due start */
 	double *start_s; /* per session id - 1 */
 	double *latency_s; /* in finishing order */
 	struct mta_load_stats *st;
@@ -68,6 +77,17 @@ static void count_reason(struct load *l, const char *reason)
 }
 
 static void fill(struct load *l);
+static void on_done(struct mta_session *s, void *arg);
+
+static void start_one(struct load *l)
+{
+	unsigned long id = ++l->started;
+
+	l->start_s[id - 1] = now_s();
+	if (++l->inflight > l->st->peak_open)
+		l->st->peak_open = l->inflight;
+	mta_session_start(l->loop, l->cfg, id, on_done, l);
+}
 
 static void on_done(struct mta_session *s, void *arg)
 {
@@ -90,19 +110,45 @@ static void on_done(struct mta_session *s, void *arg)
 	}
 	mta_session_free(s);
 	l->inflight--;
+	if (l->waiting > 0) {
+		l->waiting--;
+		l->st->late_starts++;
+		start_one(l);
+	}
 	fill(l);
 	if (l->finished == l->total)
 		ev_break(l->loop, EVBREAK_ALL);
 }
 
+/* Closed loop: top up to `concurrency` sessions open. */
 static void fill(struct load *l)
 {
-	while (l->inflight < l->cfg->concurrency && l->started < l->total) {
-		unsigned long id = ++l->started;
+	if (l->cfg->rate > 0)
+		return;
+	while (l->inflight < l->cfg->concurrency && l->started < l->total)
+		start_one(l);
+}
 
-		l->start_s[id - 1] = now_s();
-		l->inflight++;
-		mta_session_start(l->loop, l->cfg, id, on_done, l);
+/* Open loop: make the starts due by now, then wait for the next one. */
+static void on_pacer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct load *l = w->data;
+	double rate = l->cfg->rate, now = now_s();
+	unsigned long due = (unsigned long)floor((now - l->t0) * rate) + 1;
+
+	if (due > l->total)
+		due = l->total;
+	for (; l->due < due; l->due++) {
+		if (l->inflight < l->cfg->concurrency)
+			start_one(l);
+		else
+			l->waiting++;
+	}
+	if (l->due < l->total) {
+		double next = l->t0 + (double)l->due / rate - now;
+
+		ev_timer_set(w, next > 0 ? next : 0., 0.);
+		ev_timer_start(loop, w);
 	}
 }
 
@@ -124,15 +170,28 @@ static double percentile_ms(const double *sorted, unsigned long n, double p)
 	return sorted[(rank > n ? n : rank) - 1] * 1e3;
 }
 
-/* Each session holds a socket: allow as many descriptors as permitted. */
-static void raise_fd_limit(void)
+/*
+ * Each open session holds one socket per milter: allow as many
+ * descriptors as permitted, and say so when that is not enough.
+ */
+static void raise_fd_limit(const struct mta_config *cfg)
 {
 	struct rlimit rl;
+	/* One descriptor per milter per session, plus stdio and libev's own. */
+	unsigned long long need = (unsigned long long)cfg->concurrency * cfg->nsocks + 32;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		fprintf(stderr,
+		        "milterhub-mta: warning: the open-file limit is %llu, below the %llu that "
+		        "--concurrency %lu with %zu milter(s) needs; sessions may fail\n",
+		        (unsigned long long)rl.rlim_cur, need, cfg->concurrency, cfg->nsocks);
 }
 
 void mta_load_run(const struct mta_config *cfg, struct mta_load_stats *st, struct mta_record *keep)
@@ -152,11 +211,20 @@ void mta_load_run(const struct mta_config *cfg, struct mta_load_stats *st, struc
 	if (keep != NULL)
 		memset(keep, 0, sizeof(*keep));
 	if (cfg->load)
-		raise_fd_limit();
+		raise_fd_limit(cfg);
 	st->sessions = l.total;
+	st->offered_rate = cfg->load ? cfg->rate : 0;
 	t0 = now_s();
-	fill(&l);
+	if (cfg->load && cfg->rate > 0) {
+		l.t0 = t0;
+		ev_timer_init(&l.pacer, on_pacer, 0., 0.);
+		l.pacer.data = &l;
+		ev_timer_start(l.loop, &l.pacer);
+	} else {
+		fill(&l);
+	}
 	ev_run(l.loop, 0);
+	ev_timer_stop(l.loop, &l.pacer);
 	st->elapsed_s = now_s() - t0;
 	qsort(l.latency_s, l.finished, sizeof(*l.latency_s), cmp_double);
 	st->p50_ms = percentile_ms(l.latency_s, l.finished, 0.50);
@@ -186,9 +254,13 @@ void mta_load_print(const struct mta_load_stats *st, int json, struct mh_buf *ou
 	if (!json) {
 		mh_buf_printf(out,
 		              "sessions=%lu ok=%lu failed=%lu elapsed=%.3fs rate=%.1f/s "
-		              "latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
+		              "latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f",
 		              st->sessions, st->ok, st->failed, st->elapsed_s, rate, st->p50_ms,
 		              st->p90_ms, st->p99_ms, st->max_ms);
+		if (st->offered_rate > 0)
+			mh_buf_printf(out, " offered_rate=%.1f/s late_starts=%lu", st->offered_rate,
+			              st->late_starts);
+		mh_buf_append_byte(out, '\n');
 		return;
 	}
 	mh_json_init(&j, out);
@@ -214,6 +286,15 @@ void mta_load_print(const struct mta_load_stats *st, int json, struct mh_buf *ou
 	mh_json_key(&j, "max");
 	mh_json_double(&j, round3(st->max_ms));
 	mh_json_obj_end(&j);
+	mh_json_key(&j, "offered_rate");
+	if (st->offered_rate > 0)
+		mh_json_double(&j, st->offered_rate);
+	else
+		mh_json_null(&j);
+	mh_json_key(&j, "late_starts");
+	mh_json_int(&j, (int64_t)st->late_starts);
+	mh_json_key(&j, "peak_open");
+	mh_json_int(&j, (int64_t)st->peak_open);
 	mh_json_key(&j, "results");
 	mh_json_obj_begin(&j);
 	for (int r = 0; r < MTA_RESULT_COUNT; r++) {

@@ -3,6 +3,10 @@
  * them (docs/tools.md "Load mode"). Single mode is the same run with
  * N = 1, C = 1, keeping that session's record for the report.
  *
+ * Closed loop (default): a new session starts whenever one ends. Open
+ * loop (--rate R): starts are due every 1/R seconds; a start that finds
+ * `concurrency` sessions open waits for one to end and counts as late.
+ *
  * Latency is per session, from the start of its connect to its close.
  * A session fails when its result is "error" (the milter errored, timed
  * out or could not be reached); a reject is not a failure.
@@ -19,6 +23,9 @@ struct mta_load_stats {
 	double elapsed_s;
 	double p50_ms, p90_ms, p99_ms, max_ms;
 	unsigned long results[MTA_RESULT_COUNT];
+	double offered_rate; /* --rate, 0 in closed loop */
+	unsigned long late_starts; /* open loop: starts that waited for a free slot */
+	unsigned long peak_open; /* most sessions open at once */
 };
 
 /*
@@ -28,7 +35,10 @@ struct mta_load_stats {
  */
 void mta_load_run(const struct mta_config *cfg, struct mta_load_stats *st, struct mta_record *keep);
 
-/* The load-mode line (or JSON object with json set), newline-terminated. */
+/*
+ * The load-mode line (or JSON object with json set), newline-terminated.
+ * The text line gains offered_rate and late_starts only in open loop.
+ */
 void mta_load_print(const struct mta_load_stats *st, int json, struct mh_buf *out);
 
 #endif

@@ -28,7 +28,7 @@
 #define EXIT_USAGE 1
 
 static const char usage_text[] =
-    "usage: milterhub-mta --socket SPEC [options]\n"
+    "usage: milterhub-mta --socket SPEC [--socket SPEC]... [options]\n"
     "  --client-name NAME      (default mx.example.net)\n"
     "  --client-addr ADDR      (default 192.0.2.1; IPv6 ok)\n"
     "  --client-port N         (default 54321)\n"
@@ -48,7 +48,10 @@ static const char usage_text[] =
     "  --timeout SECONDS       per reply (default 10)\n"
     "  --max-payload N         largest reply payload accepted (default 65535)\n"
     "  --json                  JSON report on stdout\n"
-    "  --sessions N --concurrency C   load mode\n";
+    "  --sessions N --concurrency C   load mode\n"
+    "  --rate R                load mode: start R sessions per second (open loop)\n"
+    "  --hold SECONDS          load mode: each session pauses before its first MAIL\n"
+    "  several --socket: chain mode, the milters in order as Postfix drives them\n";
 
 enum {
 	OPT_SOCKET = 256,
@@ -72,6 +75,8 @@ enum {
 	OPT_JSON,
 	OPT_SESSIONS,
 	OPT_CONCURRENCY,
+	OPT_RATE,
+	OPT_HOLD,
 	OPT_HELP,
 };
 
@@ -97,6 +102,8 @@ static const struct option options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"sessions", required_argument, NULL, OPT_SESSIONS},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"hold", required_argument, NULL, OPT_HOLD},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -119,15 +126,18 @@ static int number(const char *opt, const char *s, unsigned long min, unsigned lo
 	return 0;
 }
 
-static int seconds(const char *s, double *out, char *err, size_t errlen)
+/* A positive number up to max (seconds, sessions per second). */
+static int positive(const char *opt, const char *s, double max, double *out, char *err,
+                    size_t errlen)
 {
 	char *end;
 	double v;
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !(v > 0) || v > 86400) {
-		snprintf(err, errlen, "--timeout needs seconds above 0, got '%s'", s);
+	if (errno != 0 || end == s || *end != '\0' || !(v > 0) || v > max) {
+		snprintf(err, errlen, "--%s needs a number above 0 and up to %g, got '%s'", opt,
+		         max, s);
 		return -1;
 	}
 	*out = v;
@@ -142,8 +152,16 @@ static int apply_option(struct mta_config *c, int opt, const char *arg, const ch
 
 	switch (opt) {
 	case OPT_SOCKET:
+		if (c->nsocks == MTA_SOCKETS_MAX) {
+			snprintf(err, errlen, "at most %d --socket options", MTA_SOCKETS_MAX);
+			return -1;
+		}
+		if (mh_sockspec_parse(arg, &c->socks[c->nsocks], err, errlen) < 0)
+			return -1;
+		c->sock = c->socks[0];
+		c->nsocks++;
 		*have_socket = 1;
-		return mh_sockspec_parse(arg, &c->sock, err, errlen);
+		return 0;
 	case OPT_CLIENT_NAME:
 		c->client_name = arg;
 		return 0;
@@ -195,7 +213,7 @@ static int apply_option(struct mta_config *c, int opt, const char *arg, const ch
 		c->version = (unsigned)v;
 		return 0;
 	case OPT_TIMEOUT:
-		return seconds(arg, &c->timeout, err, errlen);
+		return positive("timeout", arg, 86400, &c->timeout, err, errlen);
 	case OPT_MAX_PAYLOAD:
 		if (number("max-payload", arg, 1, 1ul << 30, &v, err, errlen) < 0)
 			return -1;
@@ -209,6 +227,10 @@ static int apply_option(struct mta_config *c, int opt, const char *arg, const ch
 		return number("sessions", arg, 1, 100000000, &c->sessions, err, errlen);
 	case OPT_CONCURRENCY:
 		return number("concurrency", arg, 1, 1000000, &c->concurrency, err, errlen);
+	case OPT_RATE:
+		return positive("rate", arg, 1e7, &c->rate, err, errlen);
+	case OPT_HOLD:
+		return positive("hold", arg, 86400, &c->hold, err, errlen);
 	default:
 		snprintf(err, errlen, "unknown option (try --help)");
 		return -1;
@@ -218,7 +240,7 @@ static int apply_option(struct mta_config *c, int opt, const char *arg, const ch
 static int parse_args(struct mta_config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	const char *msgfile = NULL;
-	int have_socket = 0, concurrency = 0, opt;
+	int have_socket = 0, concurrency = 0, paced = 0, opt;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -231,6 +253,7 @@ static int parse_args(struct mta_config *c, int argc, char **argv, char *err, si
 			return -1;
 		}
 		concurrency |= opt == OPT_CONCURRENCY;
+		paced |= opt == OPT_RATE || opt == OPT_HOLD;
 		if (apply_option(c, opt, optarg, &msgfile, &have_socket, err, errlen) < 0)
 			return -1;
 	}
@@ -242,8 +265,13 @@ static int parse_args(struct mta_config *c, int argc, char **argv, char *err, si
 		snprintf(err, errlen, "--socket is required");
 		return -1;
 	}
-	if (concurrency && !c->load) {
-		snprintf(err, errlen, "--concurrency needs --sessions");
+	if ((concurrency || paced) && !c->load) {
+		snprintf(err, errlen, "--concurrency, --rate and --hold need --sessions");
+		return -1;
+	}
+	if (c->nsocks > 1 && c->flavour == MTA_SENDMAIL) {
+		/* Chain mode follows Postfix (milter.c, milter8.c) only. */
+		snprintf(err, errlen, "several --socket options need the Postfix flavour");
 		return -1;
 	}
 	if (msgfile != NULL && mta_config_load_message(c, msgfile, err, errlen) < 0)

@@ -62,9 +62,11 @@ static char *dup_or_null(const char *s)
 	return s ? mh_xstrdup(s) : NULL;
 }
 
-void mta_record_init(struct mta_record *r, size_t nmsgs)
+void mta_record_init(struct mta_record *r, size_t nmsgs, size_t nmilters)
 {
 	memset(r, 0, sizeof(*r));
+	r->nmilters = nmilters;
+	r->milters = mh_xcalloc(nmilters, sizeof(*r->milters));
 	r->nmsgs = nmsgs;
 	r->msgs = mh_xcalloc(nmsgs, sizeof(*r->msgs));
 	for (size_t i = 0; i < nmsgs; i++) {
@@ -104,6 +106,12 @@ void mta_record_free(struct mta_record *r)
 		msg_rec_free(&r->msgs[i]);
 	free(r->msgs);
 	free(r->error);
+	for (size_t i = 0; i < r->nmilters; i++) {
+		free(r->milters[i].socket);
+		for (int s = 0; s < MH_STAGE_COUNT; s++)
+			free(r->milters[i].macros[s]);
+	}
+	free(r->milters);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -53,6 +53,15 @@ struct mta_stage_rec {
 	char *detail; /* what went wrong (reply error), or NULL */
 	unsigned progress;
 	unsigned message; /* 1-based; 0 for connection-level stages */
+	unsigned milter; /* chain mode: 1-based milter it went to; 0 otherwise */
+};
+
+/* Chain mode: one milter's negotiation (the top level repeats milter 1's). */
+struct mta_milter_rec {
+	char *socket; /* the spec, normalised */
+	int negotiated;
+	uint32_t version, actions, protocol;
+	char *macros[MH_STAGE_COUNT]; /* lists the milter sent, or NULL */
 };
 
 /* One modification reply as the milter sent it (values not converted). */
@@ -83,7 +92,8 @@ struct mta_msg_rec {
 };
 
 struct mta_record {
-	int negotiated;
+	int negotiated; /* milter 1 negotiated (its values follow) */
+	int ready; /* every milter negotiated (exit 3 rather than 2 on failure) */
 	uint32_t version, actions, protocol;
 	char *macros[MH_STAGE_COUNT]; /* lists the milter sent, or NULL */
 	struct mta_stage_rec *stages;
@@ -93,9 +103,11 @@ struct mta_record {
 	enum mta_result result; /* error when the session failed, else the last message's */
 	char *error; /* "timeout", "closed", "malformed: ...", ... */
 	int exit_code; /* 0, 2 (unreachable / negotiation), 3 (failed later) */
+	struct mta_milter_rec *milters; /* one per --socket */
+	size_t nmilters;
 };
 
-void mta_record_init(struct mta_record *r, size_t nmsgs);
+void mta_record_init(struct mta_record *r, size_t nmsgs, size_t nmilters);
 void mta_record_free(struct mta_record *r);
 
 /* Append a stage; returns its index (pointers move on the next append). */

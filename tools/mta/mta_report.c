@@ -33,24 +33,48 @@ static void json_kv_int(struct mh_json *j, const char *key, int64_t value)
 	mh_json_int(j, value);
 }
 
-static void json_negotiated(struct mh_json *j, const struct mta_record *r)
+static void json_negotiation(struct mh_json *j, int negotiated, uint32_t version, uint32_t actions,
+                             uint32_t protocol, char *const *macros)
 {
 	mh_json_key(j, "negotiated");
-	if (!r->negotiated) {
+	if (!negotiated) {
 		mh_json_null(j);
 		return;
 	}
 	mh_json_obj_begin(j);
-	json_kv_int(j, "version", r->version);
-	json_kv_int(j, "actions", r->actions);
-	json_kv_int(j, "protocol", r->protocol);
+	json_kv_int(j, "version", version);
+	json_kv_int(j, "actions", actions);
+	json_kv_int(j, "protocol", protocol);
 	mh_json_key(j, "macros");
 	mh_json_obj_begin(j);
 	for (size_t i = 0; i < sizeof(macro_stages) / sizeof(macro_stages[0]); i++)
-		if (r->macros[macro_stages[i].smfim] != NULL)
-			json_kv_str(j, macro_stages[i].name, r->macros[macro_stages[i].smfim]);
+		if (macros[macro_stages[i].smfim] != NULL)
+			json_kv_str(j, macro_stages[i].name, macros[macro_stages[i].smfim]);
 	mh_json_obj_end(j);
 	mh_json_obj_end(j);
+}
+
+static void json_negotiated(struct mh_json *j, const struct mta_record *r)
+{
+	json_negotiation(j, r->negotiated, r->version, r->actions, r->protocol, r->macros);
+}
+
+/* Chain mode only: each milter's socket and negotiation, in chain order. */
+static void json_milters(struct mh_json *j, const struct mta_record *r)
+{
+	if (r->nmilters < 2)
+		return;
+	mh_json_key(j, "milters");
+	mh_json_arr_begin(j);
+	for (size_t i = 0; i < r->nmilters; i++) {
+		const struct mta_milter_rec *m = &r->milters[i];
+
+		mh_json_obj_begin(j);
+		json_kv_str(j, "socket", m->socket);
+		json_negotiation(j, m->negotiated, m->version, m->actions, m->protocol, m->macros);
+		mh_json_obj_end(j);
+	}
+	mh_json_arr_end(j);
 }
 
 static void json_stages(struct mh_json *j, const struct mta_record *r, size_t begin, size_t end)
@@ -73,6 +97,8 @@ static void json_stages(struct mh_json *j, const struct mta_record *r, size_t be
 			json_kv_int(j, "progress", st->progress);
 		if (st->message > 0)
 			json_kv_int(j, "message", st->message);
+		if (st->milter > 0)
+			json_kv_int(j, "milter", st->milter);
 		mh_json_obj_end(j);
 	}
 	mh_json_arr_end(j);
@@ -171,6 +197,7 @@ void mta_report_json(const struct mta_record *r, struct mh_buf *out)
 	json_kv_str(&j, "reply", last->reply);
 	json_kv_str(&j, "error", r->error);
 	json_negotiated(&j, r);
+	json_milters(&j, r);
 	json_stages(&j, r, 0, r->nstages);
 	json_message_fields(&j, last);
 	mh_json_key(&j, "messages");
@@ -215,7 +242,10 @@ static void text_stage(struct mh_buf *out, const struct mta_stage_rec *st, const
 {
 	size_t start = out->len;
 
-	mh_buf_printf(out, "%s%s", indent, st->stage);
+	mh_buf_printf(out, "%s", indent);
+	if (st->milter > 0)
+		mh_buf_printf(out, "[%u] ", st->milter);
+	mh_buf_printf(out, "%s", st->stage);
 	if (st->arg != NULL) {
 		mh_buf_append_byte(out, ' ');
 		text_escaped(out, st->arg, strlen(st->arg));
@@ -294,8 +324,13 @@ static void text_message(struct mh_buf *out, const struct mta_record *r, size_t 
 
 void mta_report_text(const struct mta_record *r, const struct mta_config *cfg, struct mh_buf *out)
 {
-	mh_buf_printf(out, "milter %s (%s flavour)\n", cfg->sock.text,
-	              cfg->flavour == MTA_SENDMAIL ? "Sendmail" : "Postfix");
+	for (size_t i = 0; i < cfg->nsocks; i++) {
+		mh_buf_append_str(out, "milter ");
+		if (cfg->nsocks > 1)
+			mh_buf_printf(out, "[%zu] ", i + 1);
+		mh_buf_printf(out, "%s (%s flavour)\n", cfg->socks[i].text,
+		              cfg->flavour == MTA_SENDMAIL ? "Sendmail" : "Postfix");
+	}
 	if (r->negotiated) {
 		mh_buf_printf(out, "negotiated: version %u, actions 0x%x, protocol 0x%x\n",
 		              (unsigned)r->version, (unsigned)r->actions, (unsigned)r->protocol);

@@ -12,6 +12,12 @@
  * callback into the session ends with run(), and nothing touches the
  * session after done().
  *
+ * Chain mode: one link per --socket, connected and negotiated one after
+ * the other (PH_CONNECTING/PH_OPTNEG with s->cur), then driven as
+ * mta_steps.c describes. Only the current link has a deadline armed,
+ * and only while its answer is awaited: an idle link (earlier in the
+ * chain, or the whole session during --hold) cannot time out.
+ *
  * Flavours differ in what precedes a command ('D' rules live in
  * mta_macros.c), in what may be answered where (Sendmail takes 'p', 'q'
  * only at end-of-message, 's' only for body chunks, never '4'), in 'A'
@@ -22,6 +28,7 @@
  */
 #include "mta_session.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +40,40 @@ static const struct mh_conn_ops session_ops;
 
 /* ------------------------------------------------------------ the end */
 
-static void close_conn(struct mta_session *s, int flush_first)
+static void close_links(struct mta_session *s, int flush_first)
 {
-	if (s->conn != NULL)
-		mh_conn_close(s->conn, flush_first);
-	s->conn = NULL;
+	for (size_t i = 0; i < s->nlinks; i++) {
+		if (s->links[i].conn != NULL)
+			mh_conn_close(s->links[i].conn, flush_first);
+		s->links[i].conn = NULL;
+	}
+}
+
+void mta_close_link(struct mta_link *k)
+{
+	if (k->conn != NULL)
+		mh_conn_close(k->conn, 0);
+	k->conn = NULL;
+}
+
+static int link_in(const struct mta_link *k, int in_msg)
+{
+	return k->conn != NULL && !k->conn_done && !(in_msg && k->msg_done);
+}
+
+int mta_next_link(struct mta_session *s, int in_msg)
+{
+	while (s->cur < s->nlinks && !link_in(&s->links[s->cur], in_msg))
+		s->cur++;
+	return s->cur < s->nlinks;
+}
+
+int mta_any_link(const struct mta_session *s, int in_msg)
+{
+	for (size_t i = 0; i < s->nlinks; i++)
+		if (link_in(&s->links[i], in_msg))
+			return 1;
+	return 0;
 }
 
 /* Messages that never started get their content and final result. */
@@ -65,7 +101,9 @@ static void settle_unstarted(struct mta_session *s)
 
 static void finish(struct mta_session *s)
 {
-	close_conn(s, 0);
+	close_links(s, 0);
+	ev_timer_stop(s->loop, &s->hold);
+	s->ev_open = 0;
 	if (s->msg != NULL && s->rec.error != NULL) {
 		s->msg->result = MTA_RESULT_ERROR;
 		s->msg->stage_end = s->rec.nstages;
@@ -75,7 +113,7 @@ static void finish(struct mta_session *s)
 	settle_unstarted(s);
 	if (s->rec.error != NULL) {
 		s->rec.result = MTA_RESULT_ERROR;
-		s->rec.exit_code = s->rec.negotiated ? 3 : 2;
+		s->rec.exit_code = s->rec.ready ? 3 : 2;
 	} else {
 		s->rec.result = s->rec.msgs[s->rec.nmsgs - 1].result;
 		s->rec.exit_code = 0;
@@ -95,12 +133,16 @@ static void fail(struct mta_session *s, const char *error, const char *detail)
 	finish(s);
 }
 
-/* End the connection on purpose; Q unless Postfix would just close. */
+/*
+ * End the session on purpose: 'Q' to every link still open when quit is
+ * set (a link Postfix would just close is closed by the caller first).
+ */
 void mta_hang_up(struct mta_session *s, int quit)
 {
-	if (quit && s->conn != NULL)
-		mh_codec_put_empty(mta_out(s), MH_CMD_QUIT);
-	close_conn(s, quit);
+	for (size_t i = 0; quit && i < s->nlinks; i++)
+		if (s->links[i].conn != NULL)
+			mh_codec_put_empty(mh_conn_out(s->links[i].conn), MH_CMD_QUIT);
+	close_links(s, quit);
 	finish(s);
 }
 
@@ -113,10 +155,14 @@ static void run(struct mta_session *s)
 		s->done(s, s->done_arg); /* may free s */
 		return;
 	}
-	if (s->awaiting != 0 || s->phase == PH_OPTNEG) {
-		mh_conn_set_deadline(s->conn, s->cfg->timeout);
-		mh_conn_flush(s->conn);
-	}
+	if (s->phase == PH_CONNECTING)
+		return; /* the next link's connect is under way */
+	/* Unawaited packets (NR events, 'A') may wait on earlier links. */
+	for (size_t i = 0; i < s->nlinks; i++)
+		if (s->links[i].conn != NULL)
+			mh_conn_flush(s->links[i].conn);
+	if (s->awaiting != 0 || s->phase == PH_OPTNEG)
+		mh_conn_set_deadline(mta_cur(s)->conn, s->cfg->timeout);
 }
 
 /* ------------------------------------------------------------ replies */
@@ -137,31 +183,43 @@ static enum mta_result result_of(enum mta_reply d)
 	}
 }
 
-/* A decision at connect or helo (protocol doc §6.3, §7.3). */
-static void decide_connection(struct mta_session *s, uint8_t cmd, enum mta_reply d,
-                              const char *text)
+/*
+ * A decision at connect or helo (protocol doc §6.3, §7.3). Chain: an
+ * accept retires only that link; a refusal ends the session and the
+ * later links are not asked (milter_conn_event() stops at a reply).
+ */
+static void decide_connection(struct mta_session *s, enum mta_reply d, const char *text)
 {
+	struct mta_link *k = mta_cur(s);
+
 	if (d == MTA_REPLY_CONTINUE || d == MTA_REPLY_SKIP || d == MTA_REPLY_DISCARD) {
 		/* Postfix ignores a discard here, with a warning. */
-		s->phase = cmd == MH_CMD_CONNECT ? PH_HELO : PH_UNKNOWN;
+		s->ev_reply = d;
+		s->cur++;
 		return;
 	}
-	if (d == MTA_REPLY_ACCEPT)
+	if (d == MTA_REPLY_ACCEPT) {
+		k->conn_done = 1;
+		s->ev_reply = d;
+		if (mta_any_link(s, 0)) {
+			mta_close_link(k); /* chain (Postfix only): no 'Q' */
+			s->cur++;
+			return;
+		}
 		s->conn_accepted = 1;
-	else
+	} else {
 		mta_set_str(&s->conn_text, text);
-	/* Postfix closes the milter socket without 'Q' here (protocol doc §6.4). */
-	mta_hang_up(s, s->cfg->flavour == MTA_SENDMAIL && d != MTA_REPLY_SHUTDOWN);
+	}
+	/* Postfix closes the deciding milter's socket without 'Q' (protocol doc §6.4). */
+	if (s->cfg->flavour != MTA_SENDMAIL || d == MTA_REPLY_SHUTDOWN)
+		mta_close_link(k);
+	mta_hang_up(s, 1);
 }
 
-/* Where a continue (or skip) after cmd leads (protocol doc §6.1). */
+/* Where a continue (or skip) after a content command leads (protocol doc §6.1). */
 static enum mta_phase next_phase(uint8_t cmd, int skip)
 {
 	switch (cmd) {
-	case MH_CMD_MAIL:
-		return PH_RCPT;
-	case MH_CMD_DATA:
-		return PH_HEADER;
 	case MH_CMD_HEADER:
 		/* Postfix: 's' stops events of that type (protocol doc §7.2). */
 		return skip ? PH_EOH : PH_HEADER;
@@ -172,49 +230,73 @@ static enum mta_phase next_phase(uint8_t cmd, int skip)
 	}
 }
 
-/* A recipient's answer: a refusal refuses only that one (§6.3). */
+/*
+ * A recipient's answer: a refusal refuses only that one (§6.3) and the
+ * later links are not asked about it. An accept retires the link from
+ * the message; when it was the last one, the MTA takes the remaining
+ * recipients unasked (mta_steps.c, step_rcpt).
+ */
 static void decide_rcpt(struct mta_session *s, enum mta_reply d, const char *text)
 {
 	const char *rcpt = s->cfg->rcpts[s->pos - 1];
 
-	s->phase = PH_RCPT;
 	switch (d) {
 	case MTA_REPLY_REJECT:
 	case MTA_REPLY_TEMPFAIL:
 		mta_record_rcpt(s->msg, rcpt, d, text);
 		s->refusal = result_of(d);
 		mta_set_str(&s->refusal_text, text);
-		break;
-	case MTA_REPLY_ACCEPT:
-		/* The milter is done with the message; the MTA takes the rest. */
-		mta_accept_rcpt(s, rcpt, d);
-		while (s->pos < s->cfg->nrcpts)
-			mta_accept_rcpt(s, s->cfg->rcpts[s->pos++], MTA_REPLY_NONE);
-		mta_end_message(s, MTA_RESULT_ACCEPT, NULL);
+		s->ev_open = 0;
 		break;
 	case MTA_REPLY_DISCARD:
 		mta_record_rcpt(s->msg, rcpt, d, NULL);
 		mta_end_message(s, MTA_RESULT_DISCARD, NULL);
 		break;
+	case MTA_REPLY_ACCEPT:
+		mta_cur(s)->msg_done = 1;
+		/* fall through */
 	default: /* continue, skip */
-		mta_accept_rcpt(s, rcpt, d);
+		s->ev_reply = d;
+		s->cur++;
 		break;
+	}
+}
+
+/* A content answer (L N B E) of the current link. */
+static void decide_content(struct mta_session *s, uint8_t cmd, enum mta_reply d, const char *text)
+{
+	if (cmd != MH_CMD_EOB && (d == MTA_REPLY_CONTINUE || d == MTA_REPLY_SKIP)) {
+		s->phase = next_phase(cmd, d == MTA_REPLY_SKIP);
+	} else if (d == MTA_REPLY_ACCEPT || d == MTA_REPLY_CONTINUE || d == MTA_REPLY_SKIP) {
+		/* Done with this link (an accept: for the whole message). */
+		if (d == MTA_REPLY_ACCEPT)
+			mta_cur(s)->msg_done = 1;
+		mta_next_content(s);
+	} else {
+		mta_end_message(s, result_of(d), text);
 	}
 }
 
 static void decide(struct mta_session *s, uint8_t cmd, enum mta_reply d, const char *text)
 {
 	if (cmd == MH_CMD_CONNECT || cmd == MH_CMD_HELO) {
-		decide_connection(s, cmd, d, text);
+		decide_connection(s, d, text);
 	} else if (cmd == MH_CMD_UNKNOWN) {
 		/* The answer only picks that command's error code. */
-		if (s->hangup)
-			mta_hang_up(s, d != MTA_REPLY_SHUTDOWN);
-		else
+		if (s->hangup) {
+			if (d == MTA_REPLY_SHUTDOWN)
+				mta_close_link(mta_cur(s));
+			mta_hang_up(s, 1);
+		} else if (d == MTA_REPLY_REJECT || d == MTA_REPLY_TEMPFAIL) {
+			s->ev_open = 0; /* later links are not asked */
 			s->phase = PH_MAIL;
+		} else {
+			s->cur++;
+		}
 	} else if (d == MTA_REPLY_SHUTDOWN) {
 		mta_end_message(s, MTA_RESULT_SHUTDOWN, NULL);
-		mta_hang_up(s, 0);
+		mta_close_link(mta_cur(s)); /* no 'A', no 'Q' */
+		mta_hang_up(s, 1);
 	} else if (s->hangup) {
 		/* A 421 reply: the MTA disconnects its client; the message is lost. */
 		if (cmd == MH_CMD_RCPT)
@@ -222,10 +304,17 @@ static void decide(struct mta_session *s, uint8_t cmd, enum mta_reply d, const c
 		mta_end_message(s, MTA_RESULT_TEMPFAIL, text);
 	} else if (cmd == MH_CMD_RCPT) {
 		decide_rcpt(s, d, text);
-	} else if (cmd != MH_CMD_EOB && (d == MTA_REPLY_CONTINUE || d == MTA_REPLY_SKIP)) {
-		s->phase = next_phase(cmd, d == MTA_REPLY_SKIP);
+	} else if (cmd == MH_CMD_MAIL || cmd == MH_CMD_DATA) {
+		if (d == MTA_REPLY_CONTINUE || d == MTA_REPLY_SKIP || d == MTA_REPLY_ACCEPT) {
+			if (d == MTA_REPLY_ACCEPT)
+				mta_cur(s)->msg_done = 1; /* the next link is asked */
+			s->ev_reply = d;
+			s->cur++;
+		} else {
+			mta_end_message(s, result_of(d), text);
+		}
 	} else {
-		mta_end_message(s, result_of(d), text);
+		decide_content(s, cmd, d, text);
 	}
 }
 
@@ -260,13 +349,18 @@ static void on_reply(struct mta_session *s, const struct mh_reply *r)
 	st->reply = rc.decision;
 	mta_record_stage_text(&s->rec, s->stage, rc.text);
 	s->awaiting = 0;
+	mh_conn_set_deadline(mta_cur(s)->conn, 0); /* idle links never time out */
 	if (rc.hangup)
 		s->hangup = 1;
 	decide(s, cmd, rc.decision, rc.text);
 }
 
+static int connect_link(struct mta_session *s, size_t idx);
+
 static void on_optneg(struct mta_session *s, const struct mh_reply *r)
 {
+	struct mta_link *k = mta_cur(s);
+	struct mta_milter_rec *mr = &s->rec.milters[k->idx];
 	struct mh_optneg offer = {0};
 	char why[160];
 
@@ -289,13 +383,29 @@ static void on_optneg(struct mta_session *s, const struct mh_reply *r)
 		fail(s, why, NULL);
 		return;
 	}
-	s->rec.negotiated = 1;
-	s->rec.version = s->version = r->u.optneg.version;
-	s->rec.actions = r->u.optneg.actions;
-	s->rec.protocol = s->protocol = r->u.optneg.protocol;
+	mh_conn_set_deadline(k->conn, 0);
+	mr->negotiated = 1;
+	mr->version = k->version = r->u.optneg.version;
+	mr->actions = r->u.optneg.actions;
+	mr->protocol = k->protocol = r->u.optneg.protocol;
 	for (int i = 0; i < MH_STAGE_COUNT; i++)
-		mta_set_str(&s->rec.macros[i], r->u.optneg.macros[i]);
-	mta_macro_lists_init(&s->lists, &r->u.optneg);
+		mta_set_str(&mr->macros[i], r->u.optneg.macros[i]);
+	mta_macro_lists_init(&k->lists, &r->u.optneg);
+	if (k->idx == 0) { /* the top level of the report shows milter 1 */
+		s->rec.negotiated = 1;
+		s->rec.version = mr->version;
+		s->rec.actions = mr->actions;
+		s->rec.protocol = mr->protocol;
+		for (int i = 0; i < MH_STAGE_COUNT; i++)
+			mta_set_str(&s->rec.macros[i], mr->macros[i]);
+	}
+	if (k->idx + 1 < s->nlinks) {
+		/* Postfix connects and negotiates its milters one after the other. */
+		connect_link(s, k->idx + 1);
+		return;
+	}
+	s->rec.ready = 1;
+	s->cur = 0;
 	s->phase = PH_CONNECT;
 }
 
@@ -303,20 +413,22 @@ static void on_optneg(struct mta_session *s, const struct mh_reply *r)
 
 static void on_connected(struct mh_conn *c, void *arg)
 {
-	struct mta_session *s = arg;
+	struct mta_link *k = arg;
+	struct mta_session *s = k->s;
 	struct mh_optneg offer = {0};
 
 	offer.version = s->cfg->version;
 	offer.actions = MH_ACT_V6_MASK;
 	offer.protocol = mh_optneg_protocol_mask(s->cfg->version);
-	mh_codec_put_optneg(mta_out(s), &offer);
+	mh_codec_put_optneg(mh_conn_out(c), &offer);
 	s->phase = PH_OPTNEG;
 	run(s);
 }
 
 static void on_packet(struct mh_conn *c, const struct mh_packet *p, void *arg)
 {
-	struct mta_session *s = arg;
+	struct mta_link *k = arg;
+	struct mta_session *s = k->s;
 	struct mh_reply r;
 	int err = mh_codec_decode_reply(p, &r);
 	char why[128], detail[64];
@@ -326,10 +438,10 @@ static void on_packet(struct mh_conn *c, const struct mh_packet *p, void *arg)
 		snprintf(detail, sizeof(detail), "reply code 0x%02x, %zu payload bytes",
 		         (unsigned)p->code, p->len);
 		fail(s, why, detail);
+	} else if (k != mta_cur(s) || (s->awaiting == 0 && s->phase != PH_OPTNEG)) {
+		fail(s, "unexpected reply", "a reply while none was awaited");
 	} else if (s->phase == PH_OPTNEG) {
 		on_optneg(s, &r);
-	} else if (s->awaiting == 0) {
-		fail(s, "unexpected reply", "a reply while none was awaited");
 	} else {
 		on_reply(s, &r);
 	}
@@ -338,11 +450,14 @@ static void on_packet(struct mh_conn *c, const struct mh_packet *p, void *arg)
 
 static void on_close(struct mh_conn *c, enum mh_conn_why why, void *arg)
 {
-	struct mta_session *s = arg;
+	struct mta_link *k = arg;
+	struct mta_session *s = k->s;
 	int e = mh_conn_last_error(c);
 	char text[160];
 
-	s->conn = NULL; /* gone once this returns */
+	k->conn = NULL; /* gone once this returns */
+	if (k != mta_cur(s) && s->awaiting != 0)
+		s->awaiting = 0; /* another link failed: the awaited stage is not to blame */
 	switch (why) {
 	case MH_CONN_EOF:
 		fail(s, "closed", "the milter closed the connection");
@@ -368,7 +483,22 @@ static void on_close(struct mh_conn *c, enum mh_conn_why why, void *arg)
 
 static void on_later(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	run(w->data);
+	struct mta_session *s = w->data;
+
+	if (s->connect_retry) {
+		s->connect_retry = 0;
+		connect_link(s, s->cur);
+	}
+	run(s);
+}
+
+/* --hold is over: on to the first MAIL. */
+static void on_hold(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct mta_session *s = w->data;
+
+	s->phase = PH_MAIL;
+	run(s);
 }
 
 static const struct mh_conn_ops session_ops = {
@@ -377,12 +507,50 @@ static const struct mh_conn_ops session_ops = {
     .on_close = on_close,
 };
 
+/*
+ * Start connecting link idx. A connect that fails at once fails the
+ * session; the caller's run() (or the `later` timer, from
+ * mta_session_start) reports it. Returns 0 or -1.
+ */
+static int connect_link(struct mta_session *s, size_t idx)
+{
+	struct mta_link *k = &s->links[idx];
+	char err[256], why[300];
+	const char *reason;
+	int e;
+
+	if (s->cur != idx || s->phase != PH_CONNECTING)
+		s->connect_until = ev_now(s->loop) + s->cfg->timeout;
+	s->cur = idx;
+	s->phase = PH_CONNECTING;
+	k->conn = mh_conn_connect(s->loop, &s->cfg->socks[idx], s->cfg->timeout,
+	                          s->cfg->max_payload, &session_ops, k, err, sizeof(err));
+	if (k->conn != NULL)
+		return 0;
+	e = errno;
+	if (e == EAGAIN && s->cfg->socks[idx].family == AF_UNIX &&
+	    ev_now(s->loop) < s->connect_until) {
+		/*
+		 * A unix socket's backlog is full (a burst of thousands of
+		 * starts): a blocking connect, as Postfix's, would wait for
+		 * room; retry shortly, within --timeout.
+		 */
+		s->connect_retry = 1;
+		ev_timer_set(&s->later, 0.005 + 0.001 * (double)(s->id % 10), 0.);
+		ev_timer_start(s->loop, &s->later);
+		return 0;
+	}
+	/* "connect unix:/x: No such file..." -> "connect: No such file..." */
+	reason = strrchr(err, ':');
+	snprintf(why, sizeof(why), "connect: %s", reason ? reason + 2 : err);
+	fail(s, why, NULL);
+	return -1;
+}
+
 struct mta_session *mta_session_start(struct ev_loop *loop, const struct mta_config *cfg,
                                       unsigned long id, mta_session_done_fn done, void *arg)
 {
 	struct mta_session *s = mh_xcalloc(1, sizeof(*s));
-	char err[256], why[300];
-	const char *reason;
 
 	s->loop = loop;
 	s->cfg = cfg;
@@ -390,18 +558,21 @@ struct mta_session *mta_session_start(struct ev_loop *loop, const struct mta_con
 	s->done = done;
 	s->done_arg = arg;
 	s->phase = PH_CONNECTING;
-	mta_record_init(&s->rec, cfg->messages);
+	s->nlinks = cfg->nsocks;
+	s->links = mh_xcalloc(s->nlinks, sizeof(*s->links));
+	mta_record_init(&s->rec, cfg->messages, s->nlinks);
+	for (size_t i = 0; i < s->nlinks; i++) {
+		s->links[i].s = s;
+		s->links[i].idx = i;
+		s->rec.milters[i].socket = mh_xstrdup(cfg->socks[i].text);
+	}
 	ev_timer_init(&s->later, on_later, 0., 0.);
 	s->later.data = s;
-	s->conn = mh_conn_connect(loop, &cfg->sock, cfg->timeout, cfg->max_payload, &session_ops, s,
-	                          err, sizeof(err));
-	if (s->conn == NULL) {
-		/* "connect unix:/x: No such file..." -> "connect: No such file..." */
-		reason = strrchr(err, ':');
-		snprintf(why, sizeof(why), "connect: %s", reason ? reason + 2 : err);
-		fail(s, why, NULL);
+	ev_timer_init(&s->hold, on_hold, 0., 0.);
+	s->hold.data = s;
+	s->connect_until = ev_now(loop) + cfg->timeout;
+	if (connect_link(s, 0) < 0)
 		ev_timer_start(loop, &s->later);
-	}
 	return s;
 }
 
@@ -418,9 +589,12 @@ struct mta_record *mta_session_record(struct mta_session *s)
 void mta_session_free(struct mta_session *s)
 {
 	ev_timer_stop(s->loop, &s->later);
-	close_conn(s, 0);
+	ev_timer_stop(s->loop, &s->hold);
+	close_links(s, 0);
 	mta_record_free(&s->rec);
-	mta_macro_lists_free(&s->lists);
+	for (size_t i = 0; i < s->nlinks; i++)
+		mta_macro_lists_free(&s->links[i].lists);
+	free(s->links);
 	free(s->refusal_text);
 	free(s->conn_text);
 	free(s->mail_bare);

@@ -8,6 +8,15 @@
  * Events the milter disabled with NO* are not sent, but the 'D' before C
  * H M R T U still is (both MTAs); events outside the negotiated version
  * ('U' below 3, 'T' below 4) are not sent at all, 'D' included.
+ *
+ * Chain mode (several links), as Postfix's milter.c: an envelope event
+ * (C H U M R T) is offered link by link, each answer awaited before the
+ * next link is asked (s->ev_open, s->cur); a link that accepted is
+ * skipped for the rest of the message (or connection); the first
+ * refusal ends the event (mta_session.c decides). Content (L N B E) goes
+ * to one link completely, then to the next, which is sent the message
+ * as the earlier links' edits left it (milter_message()). With one link
+ * all of this reduces to the single-milter session.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +27,7 @@
 static void put_macros(struct mta_session *s, uint8_t cmd)
 {
 	const char *pairs[2 * MTA_MACRO_PAIRS_MAX];
-	int n = mta_macros_build(&s->lists, s->cfg, &s->vals, cmd, pairs);
+	int n = mta_macros_build(&mta_cur(s)->lists, s->cfg, &s->vals, cmd, pairs);
 
 	if (n < 0 || (n == 0 && s->cfg->flavour == MTA_SENDMAIL))
 		return;
@@ -34,6 +43,8 @@ static int expect(struct mta_session *s, uint8_t cmd, uint32_t nr_bit, const cha
 {
 	size_t i = mta_record_stage(&s->rec, stage, arg, s->msg ? s->msgno : 0);
 
+	if (s->nlinks > 1)
+		s->rec.stages[i].milter = (unsigned)s->cur + 1;
 	if (nr_bit != 0 && mta_proto(s, nr_bit))
 		return 0; /* reply "none" */
 	s->stage = i;
@@ -41,8 +52,34 @@ static int expect(struct mta_session *s, uint8_t cmd, uint32_t nr_bit, const cha
 	return 1;
 }
 
+/*
+ * An envelope event: open it once (reset the link cursor), then find the
+ * next link to offer it to. Returns 0 when every link had it: the event
+ * is closed and the caller moves on.
+ */
+static int event_link(struct mta_session *s, int in_msg)
+{
+	if (!s->ev_open) {
+		s->ev_open = 1;
+		s->cur = 0;
+		s->ev_reply = MTA_REPLY_NONE;
+	}
+	if (mta_next_link(s, in_msg))
+		return 1;
+	s->ev_open = 0;
+	return 0;
+}
+
+/* The current link was sent the event, or had it disabled: next link. */
+static void event_next(struct mta_session *s, int awaited)
+{
+	if (!awaited)
+		s->cur++;
+}
+
 void mta_end_message(struct mta_session *s, enum mta_result result, const char *text)
 {
+	s->ev_open = 0;
 	s->msg->result = result;
 	mta_set_str(&s->msg->reply, text);
 	s->msg->stage_end = s->rec.nstages;
@@ -61,38 +98,52 @@ static void step_connect(struct mta_session *s)
 {
 	const struct mta_config *c = s->cfg;
 
-	put_macros(s, MH_CMD_CONNECT);
-	s->phase = PH_HELO;
-	if (mta_proto(s, MH_PROTO_NOCONNECT))
+	if (!event_link(s, 0)) {
+		s->phase = PH_HELO;
 		return;
+	}
+	put_macros(s, MH_CMD_CONNECT);
+	if (mta_proto(s, MH_PROTO_NOCONNECT)) {
+		event_next(s, 0);
+		return;
+	}
 	mh_codec_put_connect(mta_out(s), c->client_name, c->client_family, (uint16_t)c->client_port,
 	                     c->client_addr);
-	if (expect(s, MH_CMD_CONNECT, MH_PROTO_NR_CONN, "connect", NULL))
-		s->phase = PH_CONNECT;
+	event_next(s, expect(s, MH_CMD_CONNECT, MH_PROTO_NR_CONN, "connect", NULL));
 }
 
 static void step_helo(struct mta_session *s)
 {
-	put_macros(s, MH_CMD_HELO);
-	s->phase = PH_UNKNOWN;
-	if (mta_proto(s, MH_PROTO_NOHELO))
+	if (!event_link(s, 0)) {
+		s->phase = PH_UNKNOWN;
 		return;
+	}
+	put_macros(s, MH_CMD_HELO);
+	if (mta_proto(s, MH_PROTO_NOHELO)) {
+		event_next(s, 0);
+		return;
+	}
 	mh_codec_put_str(mta_out(s), MH_CMD_HELO, s->cfg->helo);
-	if (expect(s, MH_CMD_HELO, MH_PROTO_NR_HELO, "helo", s->cfg->helo))
-		s->phase = PH_HELO;
+	event_next(s, expect(s, MH_CMD_HELO, MH_PROTO_NR_HELO, "helo", s->cfg->helo));
 }
 
 static void step_unknown(struct mta_session *s)
 {
-	s->phase = PH_MAIL;
-	if (s->cfg->unknown == NULL || s->version < 3) /* 'U' came with version 3 */
+	if (s->cfg->unknown == NULL || !event_link(s, 0)) {
+		s->phase = PH_MAIL;
 		return;
+	}
+	if (mta_cur(s)->version < 3) { /* 'U' came with version 3 */
+		event_next(s, 0);
+		return;
+	}
 	put_macros(s, MH_CMD_UNKNOWN);
-	if (mta_proto(s, MH_PROTO_NOUNKNOWN))
+	if (mta_proto(s, MH_PROTO_NOUNKNOWN)) {
+		event_next(s, 0);
 		return;
+	}
 	mh_codec_put_str(mta_out(s), MH_CMD_UNKNOWN, s->cfg->unknown);
-	if (expect(s, MH_CMD_UNKNOWN, MH_PROTO_NR_UNKN, "unknown", s->cfg->unknown))
-		s->phase = PH_UNKNOWN;
+	event_next(s, expect(s, MH_CMD_UNKNOWN, MH_PROTO_NR_UNKN, "unknown", s->cfg->unknown));
 }
 
 static void begin_message(struct mta_session *s)
@@ -114,67 +165,130 @@ static void begin_message(struct mta_session *s)
 	s->vals.msg_id = NULL;
 }
 
+/* Every link accepted the message at an envelope event: the MTA takes it. */
+static int all_accepted(struct mta_session *s)
+{
+	if (mta_any_link(s, 1))
+		return 0;
+	mta_end_message(s, MTA_RESULT_ACCEPT, NULL);
+	return 1;
+}
+
 static void step_mail(struct mta_session *s)
 {
 	const char *argv[1];
 
-	if (s->msgno == s->cfg->messages) {
-		s->phase = PH_QUIT;
+	if (!s->ev_open) {
+		if (s->msgno == s->cfg->messages) {
+			s->phase = PH_QUIT;
+			return;
+		}
+		if (s->cfg->hold > 0 && !s->held) {
+			/* --hold: the session stays open, idle, before its first MAIL. */
+			s->held = 1;
+			s->phase = PH_HOLD;
+			ev_timer_set(&s->hold, s->cfg->hold, 0.);
+			ev_timer_start(s->loop, &s->hold);
+			return;
+		}
+		begin_message(s);
+	}
+	if (!event_link(s, 1)) {
+		if (!all_accepted(s))
+			s->phase = PH_RCPT;
 		return;
 	}
-	begin_message(s);
 	put_macros(s, MH_CMD_MAIL);
-	s->phase = PH_RCPT;
-	if (mta_proto(s, MH_PROTO_NOMAIL))
+	if (mta_proto(s, MH_PROTO_NOMAIL)) {
+		event_next(s, 0);
 		return;
+	}
 	argv[0] = mta_config_from(s->cfg, s->msgno);
 	mh_codec_put_strs(mta_out(s), MH_CMD_MAIL, argv, 1);
-	if (expect(s, MH_CMD_MAIL, MH_PROTO_NR_MAIL, "mail", argv[0]))
-		s->phase = PH_MAIL;
+	event_next(s, expect(s, MH_CMD_MAIL, MH_PROTO_NR_MAIL, "mail", argv[0]));
 }
 
 static void step_rcpt(struct mta_session *s)
 {
 	const char *rcpt;
 
-	if (s->pos == s->cfg->nrcpts) {
-		if (s->naccepted > 0) {
-			s->phase = PH_DATA;
+	if (!s->ev_open) {
+		if (s->pos == s->cfg->nrcpts) {
+			if (s->naccepted > 0) {
+				s->phase = PH_DATA;
+				return;
+			}
+			/* No DATA without a recipient; the transaction is still open. */
+			s->open_txn = 1;
+			mta_end_message(s, s->refusal, s->refusal_text);
 			return;
 		}
-		/* No DATA without a recipient; the transaction is still open. */
-		s->open_txn = 1;
-		mta_end_message(s, s->refusal, s->refusal_text);
+		rcpt = s->cfg->rcpts[s->pos++];
+		free(s->rcpt_bare);
+		s->rcpt_bare = mta_bare_addr(rcpt);
+		s->vals.rcpt_addr = s->rcpt_bare;
+	}
+	rcpt = s->cfg->rcpts[s->pos - 1];
+	if (!event_link(s, 1)) {
+		/* No link refused it (a refusal ends the event in mta_session.c). */
+		mta_accept_rcpt(s, rcpt, s->ev_reply);
+		if (!mta_any_link(s, 1)) {
+			/* The last milter accepted: the MTA takes the rest unasked. */
+			while (s->pos < s->cfg->nrcpts)
+				mta_accept_rcpt(s, s->cfg->rcpts[s->pos++], MTA_REPLY_NONE);
+			mta_end_message(s, MTA_RESULT_ACCEPT, NULL);
+		}
 		return;
 	}
-	rcpt = s->cfg->rcpts[s->pos++];
-	free(s->rcpt_bare);
-	s->rcpt_bare = mta_bare_addr(rcpt);
-	s->vals.rcpt_addr = s->rcpt_bare;
 	put_macros(s, MH_CMD_RCPT);
 	if (mta_proto(s, MH_PROTO_NORCPT)) {
-		mta_accept_rcpt(s, rcpt, MTA_REPLY_NONE);
+		event_next(s, 0);
 		return;
 	}
 	mh_codec_put_strs(mta_out(s), MH_CMD_RCPT, &rcpt, 1);
-	if (!expect(s, MH_CMD_RCPT, MH_PROTO_NR_RCPT, "rcpt", rcpt))
-		mta_accept_rcpt(s, rcpt, MTA_REPLY_NONE);
+	event_next(s, expect(s, MH_CMD_RCPT, MH_PROTO_NR_RCPT, "rcpt", rcpt));
+}
+
+/* Content goes to the links one after the other, each from the top. */
+static void begin_content(struct mta_session *s)
+{
+	s->phase = PH_HEADER;
+	s->pos = 0;
 }
 
 static void step_data(struct mta_session *s)
 {
 	s->vals.queue_id = s->qid;
 	s->vals.rcpt_addr = NULL;
-	s->phase = PH_HEADER;
-	s->pos = 0;
-	if (s->version < 4) /* 'T' came with version 4 */
+	if (!event_link(s, 1)) {
+		if (!all_accepted(s)) {
+			s->cur = 0;
+			mta_next_link(s, 1);
+			begin_content(s);
+		}
 		return;
+	}
+	if (mta_cur(s)->version < 4) { /* 'T' came with version 4 */
+		event_next(s, 0);
+		return;
+	}
 	put_macros(s, MH_CMD_DATA);
-	if (mta_proto(s, MH_PROTO_NODATA))
+	if (mta_proto(s, MH_PROTO_NODATA)) {
+		event_next(s, 0);
 		return;
+	}
 	mh_codec_put_empty(mta_out(s), MH_CMD_DATA);
-	if (expect(s, MH_CMD_DATA, MH_PROTO_NR_DATA, "data", NULL))
-		s->phase = PH_DATA;
+	event_next(s, expect(s, MH_CMD_DATA, MH_PROTO_NR_DATA, "data", NULL));
+}
+
+void mta_next_content(struct mta_session *s)
+{
+	mh_msg_end_of_replies(&s->msg->msg);
+	s->cur++;
+	if (mta_next_link(s, 1))
+		begin_content(s);
+	else
+		mta_end_message(s, MTA_RESULT_ACCEPT, NULL);
 }
 
 static void step_header(struct mta_session *s)
@@ -236,8 +350,14 @@ static void step_eom(struct mta_session *s)
 
 static void step_msg_end(struct mta_session *s)
 {
-	if (s->cfg->flavour == MTA_POSTFIX || s->open_txn)
-		mh_codec_put_empty(mta_out(s), MH_CMD_ABORT);
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct mta_link *k = &s->links[i];
+
+		if (k->conn != NULL && (s->cfg->flavour == MTA_POSTFIX || s->open_txn))
+			mh_codec_put_empty(mh_conn_out(k->conn), MH_CMD_ABORT);
+		k->msg_done = 0;
+	}
+	s->cur = 0;
 	s->open_txn = 0;
 	s->msg = NULL;
 	s->vals.mail_addr = s->vals.rcpt_addr = s->vals.queue_id = s->vals.msg_id = NULL;
@@ -285,6 +405,7 @@ void mta_step(struct mta_session *s)
 		break;
 	case PH_CONNECTING:
 	case PH_OPTNEG:
+	case PH_HOLD:
 	case PH_DONE:
 		break;
 	}
