@@ -290,8 +290,9 @@ static int l_milter_block(lua_State *L)
 	}
 
 	char why[768];
-	if (mh_config_parse_block(L, 1, cc, d->policy ? mh_config_policy_keys : mh_config_milter_keys,
-	                          "", why, sizeof(why)) < 0)
+	if (mh_config_parse_block(L, 1, cc,
+	                          d->policy ? mh_config_policy_keys : mh_config_milter_keys, "",
+	                          why, sizeof(why)) < 0)
 		return fail(L, ld, line, "%s \"%s\": %s", what, d->name, why);
 	if (cc->socket_text == NULL)
 		return fail(L, ld, line, "%s \"%s\": missing key 'socket'", what, d->name);
@@ -337,8 +338,8 @@ static int declare_child(lua_State *L, int policy)
 	/* One namespace: milters and policies share the chain and the statistics. */
 	for (size_t i = 0; i < ld->nnames; i++)
 		if (strcmp(ld->names[i].name, name) == 0)
-			return fail(L, ld, line, "%s \"%s\": duplicate name (first at line %d)", what,
-			            name, ld->names[i].line);
+			return fail(L, ld, line, "%s \"%s\": duplicate name (first at line %d)",
+			            what, name, ld->names[i].line);
 	if (ld->nnames == ld->capnames) {
 		ld->capnames = ld->capnames ? 2 * ld->capnames : 8;
 		ld->names = mh_xrealloc(ld->names, ld->capnames * sizeof(*ld->names));

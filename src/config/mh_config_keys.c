@@ -643,7 +643,8 @@ static int parse_stage(lua_State *L, int idx, void *base, const struct mh_config
 	const char *s = get_string(L, idx, k, why, whylen);
 	if (s == NULL)
 		return -1;
-	uint8_t code = strcmp(s, "rcpt") == 0 ? 'R' : strcmp(s, "data") == 0 ? 'T'
+	uint8_t code = strcmp(s, "rcpt") == 0   ? 'R'
+	               : strcmp(s, "data") == 0 ? 'T'
 	               : strcmp(s, "eom") == 0  ? 'E'
 	                                        : 0;
 	if (code == 0)

@@ -255,4 +255,11 @@ void hub_child_failed(struct hub_child *k, const char *why, enum mh_hub_fail fai
 /* Statistics: a transaction ended with r (once per MAIL). */
 void hub_message_end(struct hub_session *s, enum mh_hub_result r);
 
+/* mh_hub_report.c: statistics and the reference's log lines. */
+void hub_count_reply(struct hub_session *s, enum mh_status st);
+void hub_log_stopped_children(struct hub_session *s);
+void hub_session_log_end(struct hub_session *s);
+void hub_sessions_finished_flush(struct mh_hub *h);
+void hub_on_sessions_finished(struct ev_loop *loop, ev_prepare *w, int revents);
+
 #endif
