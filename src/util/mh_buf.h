@@ -32,7 +32,8 @@ void mh_buf_reset(struct mh_buf *b);
 /* Unconsumed bytes and their count. */
 static inline const uint8_t *mh_buf_head(const struct mh_buf *b)
 {
-	return b->data + b->off;
+	/* A buffer that never held data has no storage: NULL + 0 is undefined. */
+	return b->data != NULL ? b->data + b->off : NULL;
 }
 static inline size_t mh_buf_size(const struct mh_buf *b)
 {
