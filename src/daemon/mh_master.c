@@ -412,14 +412,15 @@ void mh_master_stop(struct mh_master *m, const char *why)
 	}
 	m->stopping = 1;
 	ev_timer_stop(m->loop, &m->respawn_w);
+	/* Later MTAs get "connection refused" and apply their own default at once
+	 * (before the log line: whoever reads it finds the socket gone). */
+	mh_listener_close(&m->lst, 1);
+	signal_workers(m, SIGTERM, NULL);
 	struct mh_board_counts sum;
 	mh_board_sum(m->board, &sum);
 	mh_info(0, "%s: stopping; %u workers finish %llu sessions (up to %.0f s)", why,
 	        mh_master_workers_alive(m), (unsigned long long)sum.sessions_now,
 	        m->gen->conf.drain_timeout);
-	signal_workers(m, SIGTERM, NULL);
-	/* Later MTAs get "connection refused" and apply their own default at once. */
-	mh_listener_close(&m->lst, 1);
 	if (mh_master_workers_alive(m) == 0) {
 		stop_finish(m);
 		return;
