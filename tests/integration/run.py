@@ -43,6 +43,9 @@ import stats_http  # noqa: E402,F401
 import stats_page  # noqa: E402,F401
 import stats_log  # noqa: E402,F401
 import policy  # noqa: E402,F401
+import scale  # noqa: E402,F401
+import fault_matrix  # noqa: E402,F401
+import mta_bad_input  # noqa: E402,F401
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]
 
