@@ -165,6 +165,7 @@ def miltertest_script_passes_against_testmilter(env):
 
 
 import postfix_hub  # noqa: E402,F401  (registers the Postfix interop tests)
+import sendmail_hub  # noqa: E402,F401  (registers the Sendmail interop tests)
 
 TOOLS = ["tools/mta/milterhub-mta", "tools/testmilter/milterhub-testmilter"]
 
