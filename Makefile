@@ -5,6 +5,8 @@
 #   make test SANITIZE=1  the same in build-san/ with ASan+UBSan; any report is fatal
 #   make demo             build, then scripts/demo (runs the hub and the tools end to end)
 #   make bench            bench/run if present
+#   make fuzz             every libFuzzer target of tests/fuzz for FUZZ_SECONDS each (60);
+#                         FUZZ_TARGETS="fuzz_child_link ..." picks some (needs clang)
 #   make format           clang-format -i on src/ tools/ tests/
 #   make clean            remove the build directories
 #
@@ -23,7 +25,7 @@ BUILD ?= build
 SETUP_ARGS :=
 endif
 
-.PHONY: all build deps test demo bench format clean
+.PHONY: all build deps test demo bench fuzz format clean
 
 all: build
 
@@ -50,6 +52,12 @@ demo: build
 bench: build
 	@if [ -x bench/run ]; then bench/run --build $(BUILD); \
 	else echo "bench: no bench/run yet"; fi
+
+# Separate from the meson build: tests/fuzz/build-and-run.sh compiles with clang itself.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	@bash tests/fuzz/build-and-run.sh --each $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 format:
 	@command -v clang-format >/dev/null || { echo "format: clang-format not installed (apt-get install clang-format)"; exit 1; }
