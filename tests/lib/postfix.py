@@ -487,31 +487,8 @@ class Postfix:
     def instance_pids(self):
         """Pids of every process of this instance (its config dir on the command line or
         in MAIL_CONFIG, or in the master's process group)."""
-        pids = []
-        pgid = self.master.pid if self.master else None
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            pid = int(d)
-            try:
-                with open("/proc/%d/stat" % pid, "rb") as f:
-                    # "pid (comm) S ...": a zombie (Z) is dead already, waiting for
-                    # init to reap it (the master's children are orphaned when it exits).
-                    if f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
-                        continue
-                with open("/proc/%d/cmdline" % pid, "rb") as f:
-                    cmd = f.read().split(b"\0")
-                mine = self.etc.encode() in cmd
-                if not mine and pgid is not None:
-                    mine = os.getpgid(pid) == pgid
-                if not mine:
-                    with open("/proc/%d/environ" % pid, "rb") as f:
-                        mine = (b"MAIL_CONFIG=" + self.etc.encode()) in f.read().split(b"\0")
-            except (OSError, ProcessLookupError):
-                continue
-            if mine:
-                pids.append(pid)
-        return pids
+        return live_pids(self.etc, self.master.pid if self.master else None,
+                         env=b"MAIL_CONFIG=" + self.etc.encode())
 
     def stop(self, wait=5.0):
         """SIGTERM to the master (it passes it on to its children), then make sure every
@@ -520,31 +497,67 @@ class Postfix:
         may show as zombies for a moment, until init reaps them: they are not running.)
         Without a call, the harness stops the master's whole process group at the end of
         the test anyway."""
-        if self.master is not None:
-            if self.master.popen.poll() is None:
-                try:
-                    os.kill(self.master.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.master.popen.wait(timeout=wait)
-                except Exception:
-                    pass
-            self.master.stop()  # SIGKILL to the group if anything is left, reaps
-            deadline = time.monotonic() + wait
-            left = self.instance_pids()
-            while left and time.monotonic() < deadline:
-                for pid in left:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.05)
-                left = self.instance_pids()
-            if left:
-                raise AssertionError("private Postfix: processes left after stop: %r" % left)
+        stop_instance("Postfix", self.master, self.instance_pids, wait)
         if self.sink is not None:
             self.sink.stop()
+
+
+def live_pids(marker, pgid, env=None):
+    """Pids of running processes (zombies aside) that belong to a private MTA instance:
+    `marker` (a path) on their command line, in process group `pgid`, or `env` (bytes,
+    "NAME=value") in their environment."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        pid = int(d)
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                # "pid (comm) S ...": a zombie (Z) is dead already, waiting for init to
+                # reap it (an MTA's children are orphaned when it exits).
+                if f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
+                    continue
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                mine = marker.encode() in f.read().split(b"\0")
+            if not mine and pgid is not None:
+                mine = os.getpgid(pid) == pgid
+            if not mine and env is not None:
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    mine = env in f.read().split(b"\0")
+        except (OSError, ProcessLookupError):
+            continue
+        if mine:
+            pids.append(pid)
+    return pids
+
+
+def stop_instance(what, leader, pids, wait):
+    """SIGTERM to `leader` (a harness Proc, or None), wait, SIGKILL its group, then SIGKILL
+    whatever `pids()` still finds until none is left; fail if some survive `wait` s."""
+    if leader is None:
+        return
+    if leader.popen.poll() is None:
+        try:
+            os.kill(leader.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            leader.popen.wait(timeout=wait)
+        except Exception:  # noqa: BLE001 - SIGKILL below
+            pass
+    leader.stop()  # SIGKILL to the group if anything is left, reaps
+    deadline = time.monotonic() + wait
+    left = pids()
+    while left and time.monotonic() < deadline:
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+        left = pids()
+    if left:
+        raise AssertionError("private %s: processes left after stop: %r" % (what, left))
 
 
 def _bare(addr):

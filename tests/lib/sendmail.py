@@ -41,7 +41,6 @@ Needs root (Sendmail's daemon, the namespaces, smtp-sink -u postfix).
 import os
 import re
 import shutil
-import signal
 import time
 
 import harness
@@ -281,52 +280,11 @@ class Sendmail:
     def stop(self, wait=5.0):
         """SIGTERM to the daemon (it passes it on to its children), then SIGKILL to its
         process group; stop smtp-sink. Fails when a Sendmail process of this instance is left."""
-        if self.daemon is not None:
-            if self.daemon.popen.poll() is None:
-                try:
-                    os.kill(self.daemon.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.daemon.popen.wait(timeout=wait)
-                except Exception:  # noqa: BLE001 - SIGKILL below
-                    pass
-            self.daemon.stop()
-            left = self._instance_pids()
-            deadline = time.monotonic() + wait
-            while left and time.monotonic() < deadline:
-                for pid in left:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.05)
-                left = self._instance_pids()
-            if left:
-                raise AssertionError("private Sendmail: processes left after stop: %r" % left)
+        postfix.stop_instance("Sendmail", self.daemon, self._instance_pids, wait)
         if self.sink is not None:
             self.sink.stop()
 
     def _instance_pids(self):
         """Live processes with this instance's sendmail.cf on the command line, or in the
         daemon's process group (delivery children double-fork out of it)."""
-        pids = []
-        pgid = self.daemon.pid if self.daemon else None
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            pid = int(d)
-            try:
-                with open("/proc/%d/stat" % pid, "rb") as f:
-                    if f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
-                        continue
-                with open("/proc/%d/cmdline" % pid, "rb") as f:
-                    cmd = f.read().split(b"\0")
-                mine = self.cf.encode() in cmd
-                if not mine and pgid is not None:
-                    mine = os.getpgid(pid) == pgid
-            except (OSError, ProcessLookupError):
-                continue
-            if mine:
-                pids.append(pid)
-        return pids
+        return postfix.live_pids(self.cf, self.daemon.pid if self.daemon else None)
