@@ -138,30 +138,15 @@ static void barrier_finish(struct hub_session *s)
 	s->phase = HUB_IDLE;
 	if (code == 'R' && s->hub->has_when)
 		hub_cond_note_rcpt_result(s, !s->rcpt_rejected && !is_refusal(st));
-	switch (code) {
-	case 'M':
-	case 'T':
-		if (is_refusal(st) || st == MH_ST_ACCEPT) {
-			/* design §2.2: reply, then ABORT to the children in the transaction. */
-			hub_reply(s, st, text);
-			hub_abort_txn_children(s, NULL);
-			hub_txn_free(s);
-			break;
-		}
-		hub_reply(s, st, text);
-		break;
-	case 'R':
-		if (st == MH_ST_DISCARD || st == MH_ST_ACCEPT) {
-			hub_reply(s, st, text);
-			hub_abort_txn_children(s, NULL);
-			hub_txn_free(s);
-			break;
-		}
-		hub_reply(s, st, text);
-		break;
-	default:
-		hub_reply(s, st, text);
-		break;
+	/* design §2.2: an answer that ends the transaction (MAIL/DATA refused or
+	 * accepted, a recipient discarding the message or accepting it) is sent,
+	 * then the children still in it get ABORT. */
+	int ends_txn = ((code == 'M' || code == 'T') && (is_refusal(st) || st == MH_ST_ACCEPT)) ||
+	               (code == 'R' && (st == MH_ST_DISCARD || st == MH_ST_ACCEPT));
+	hub_reply(s, st, text);
+	if (ends_txn) {
+		hub_abort_txn_children(s, NULL);
+		hub_txn_free(s);
 	}
 	clear_texts(s);
 }
